@@ -972,8 +972,12 @@ class _Kind:
         """Raise the field's error if ``value`` is not valid; return it, normalised."""
         raise NotImplementedError
 
-    def fast_ok(self, var: str, me: str) -> str:
-        """A Python expression true only when ``var`` is certainly valid as it is."""
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
+        """A Python expression true only when ``var`` is certainly valid as it is.
+
+        ``me`` names this kind in the generated code's namespace ``ns``, where the kind may
+        put constants of its own under names starting with ``me``.
+        """
         return "False"
 
     def read(self, r: _Reader, name: str) -> Any:
@@ -1012,7 +1016,7 @@ class _CString(_Kind):
             raise self.error(f"{name} {_describe(value)} is not Latin-1") from None
         return value
 
-    def fast_ok(self, var: str, me: str) -> str:
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
         return (
             f"{var}.__class__ is str and len({var}) < {self.max_octets} "
             f"and {var}.isascii() and '\\x00' not in {var}"
@@ -1046,7 +1050,7 @@ class _Time(_CString):
             raise self.error(f"{name} {_describe(value)} is neither empty nor YYMMDDhhmmsstnnp")
         return value
 
-    def fast_ok(self, var: str, me: str) -> str:
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
         return f"{var} == ''"
 
     def read(self, r: _Reader, name: str) -> Any:
@@ -1074,8 +1078,9 @@ class _U8(_Kind):
             raise self.error(f"{name} {value!r} is not allowed here")
         return value
 
-    def fast_ok(self, var: str, me: str) -> str:
-        return f"{var} in {me}.allowed"
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
+        ns[f"{me}_allowed"] = self.allowed
+        return f"{var} in {me}_allowed"
 
     def read(self, r: _Reader, name: str) -> Any:
         value = r.u8(name)
@@ -1104,7 +1109,7 @@ class _U32(_Kind):
             raise InvalidFieldValue(f"{name} {value} does not fit 32 bits")
         return value
 
-    def fast_ok(self, var: str, me: str) -> str:
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
         return f"{var}.__class__ is int and 0 <= {var} <= 0xFFFFFFFF"
 
     def read(self, r: _Reader, name: str) -> Any:
@@ -1126,7 +1131,7 @@ class _ShortMessage(_Kind):
             raise InvalidMessageLength(f"{name} has {len(value)} octets, at most 254 fit")
         return value
 
-    def fast_ok(self, var: str, me: str) -> str:
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
         return f"{var}.__class__ is bytes and len({var}) <= 254"
 
     def read(self, r: _Reader, name: str) -> Any:
@@ -1153,7 +1158,7 @@ class _Tlvs(_Kind):
     def check(self, name: str, value: Any) -> Any:
         return _normalize_tlvs(name, value)
 
-    def fast_ok(self, var: str, me: str) -> str:
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
         return f"{var} == ()"
 
     def read(self, r: _Reader, name: str) -> Any:
@@ -1476,7 +1481,7 @@ class _UnsuccessSmes(_Kind):
                 raise InvalidFieldValue(f"{name}: {_describe(item)} is not an UnsuccessSme")
         return tuple(value)
 
-    def fast_ok(self, var: str, me: str) -> str:
+    def fast_ok(self, var: str, me: str, ns: dict[str, Any]) -> str:
         return f"{var} == ()"
 
     def read(self, r: _Reader, name: str) -> Any:
@@ -1916,7 +1921,7 @@ def _install_constructors(cls: type) -> None:
             ns[f"_d{i}"] = a.default
             params.append(f"{a.name}=_d{i}")
         checks.append(
-            f"        if not ({kind.fast_ok(a.name, f'_k{i}')}):\n"
+            f"        if not ({kind.fast_ok(a.name, f'_k{i}', ns)}):\n"
             f"            {a.name} = _k{i}.check({a.name!r}, {a.name})"
         )
         slow.append(f"        {a.name} = _k{i}.check({a.name!r}, {a.name})")
