@@ -12,7 +12,8 @@ A ``submit_sm`` is one of three things:
 
 * USSD (service_type ``USSD`` or a ``ussd_service_op`` TLV, GW-10): handed to the USSD
   handler, whose answers go back to the same session as deliver_sm carrying
-  ``ussd_service_op`` and the echoed ``its_session_info``;
+  ``ussd_service_op`` and the echoed ``its_session_info``, both as the account's USSD
+  dialect writes them (``gateway.dialect``);
 * an SMS to a service short number (GW-05): reassembled if concatenated, decoded, and
   handed to the SMS handler of the registry keyed by (profile, short number);
 * anything else is person-to-person (GW-06): stored, then routed (GW-08) to the
@@ -45,7 +46,9 @@ import attrs
 from gateway import coding
 from gateway import pdu as P
 from gateway.config import EsmeAccount, GatewayConfig
-from gateway.pdu import CommandStatus, Tag, Tlv
+from gateway.dialect import DEFAULT as DEFAULT_DIALECT
+from gateway.dialect import DIALECTS, Dialect
+from gateway.pdu import CommandStatus, Tag, Tlv, UssdOp
 from gateway.smsc import SmscSession
 from services.store import (
     DELIVERED,
@@ -152,10 +155,11 @@ class ServiceRegistry:
         return any(number == destination for _, number in self._sms) or len(destination) <= 6
 
     def dispatch(self, mo: MobileOriginated) -> list[Outgoing]:
+        if mo.channel == "ussd" and self.ussd_override is not None:
+            # The dialogues find the subscriber themselves (an open one knows its profile).
+            return self.ussd_override(mo)
         profile = self._profile_of(mo.source)
         if mo.channel == "ussd":
-            if self.ussd_override is not None:
-                return self.ussd_override(mo)
             code = _service_code(mo.text)
             handler = self._ussd.get((profile, code)) or self._ussd.get((None, code))
         else:
@@ -201,15 +205,33 @@ def _smpp_date(seconds: int) -> str:
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%y%m%d%H%M")
 
 
+def receipt_sample(message: StoredMessage) -> str:
+    """The first 20 characters of the message for a receipt's ``text:`` (printable ASCII).
+
+    Taken from the decoded text, after any UDH, and from message_payload when the message
+    came in that TLV; characters a receipt cannot carry become ``.``.
+    """
+    body = message.short_message
+    if not body and message.tlvs:
+        for tlv in P.decode_tlvs(message.tlvs):
+            if tlv.tag == Tag.MESSAGE_PAYLOAD:
+                body = tlv.value
+    try:
+        if message.esm_class & ESM_UDHI:
+            _, body = coding.parse_udh(body)
+        text = coding.decode_text(body, message.data_coding)
+    except coding.CodingError:
+        text = body.decode("latin-1")
+    return "".join(c if " " <= c <= "~" else "." for c in text[:20])
+
+
 def receipt_text(message: StoredMessage, message_id: str, state: int, done_at: int, error: int) -> str:
     """The receipt text of SMPP 3.4 Appendix B (GW-07)."""
-    sample = message.short_message[:20].decode("latin-1")
-    sample = "".join(c if " " <= c <= "~" else "." for c in sample)
     delivered = 1 if state == DELIVERED else 0
     return (
-        f"id:{message_id} sub:001 dlvrd:{delivered:03d} submit date:{_smpp_date(message.submitted_at)}"
-        f" done date:{_smpp_date(done_at)} stat:{RECEIPT_STAT.get(state, 'UNKNOWN')}"
-        f" err:{error:03d} text:{sample}"
+        f"id:{message_id} sub:001 dlvrd:{delivered:03d}"
+        f" submit date:{_smpp_date(message.submitted_at)} done date:{_smpp_date(done_at)}"
+        f" stat:{RECEIPT_STAT.get(state, 'UNKNOWN')} err:{error:03d} text:{receipt_sample(message)}"
     )
 
 
@@ -333,6 +355,14 @@ class Router:
         if self.registry.is_service_number(pdu.destination_addr):
             self._mobile_originated(link, pdu, "sms", now, answer)
             return
+        if pdu.esm_class & ESM_UDHI:
+            # A UDHI flag must come with a well-formed UDH: a receiver would choke on it.
+            payload = pdu.message_payload
+            try:
+                coding.parse_udh(payload if payload is not None else pdu.short_message)
+            except coding.CodingError:
+                answer(CommandStatus.ESME_RINVESMCLASS, "")
+                return
         message = NewMessage(
             kind="p2p",
             origin_system_id=account.system_id if account else "",
@@ -388,16 +418,20 @@ class Router:
         answer(0, format_message_id(message_id, session.account))
         if text is None:
             return  # one part of a concatenated MO; the rest will follow
+        its = pdu.its_session_info
+        op = pdu.ussd_service_op
+        if channel == "ussd":
+            # The account's USSD dialect, normalised to GW-10's ops (gateway/dialect.py).
+            op = _dialect_of(link).inbound(op, its)
         mo = MobileOriginated(
             source=pdu.source_addr,
             destination=pdu.destination_addr,
             text=text,
             channel=channel,
-            ussd_op=pdu.ussd_service_op,
+            ussd_op=op,
             system_id=session.account.system_id if session.account else "",
             now=now,
         )
-        its = pdu.its_session_info
         for out in self.registry.dispatch(mo):
             if out.channel == "ussd" and its is not None and out.its_session_info is None:
                 out = attrs.evolve(out, its_session_info=its)
@@ -607,10 +641,16 @@ class Router:
             target = self._route_msisdn(out.to, None)
         data_coding = coding.choose_coding(out.text)
         tlvs = []
-        if out.ussd_op is not None:
-            tlvs.append(Tlv.u8(Tag.USSD_SERVICE_OP, out.ussd_op))
-        if out.its_session_info is not None:
-            tlvs.append(Tlv.u16(Tag.ITS_SESSION_INFO, out.its_session_info))
+        op, its = out.ussd_op, out.its_session_info
+        if target is not None and op is not None:
+            # GW-10 says 2 (menu) or 17 (final); the receiving account's dialect says how.
+            op, its = _dialect_of(target).outbound(
+                end=op != UssdOp.USSR_REQUEST, its_session_info=its
+            )
+        if op is not None:
+            tlvs.append(Tlv.u8(Tag.USSD_SERVICE_OP, op))
+        if its is not None:
+            tlvs.append(Tlv.u16(Tag.ITS_SESSION_INFO, its))
         message = NewMessage(
             kind="ussd",
             service_type="USSD",
@@ -805,6 +845,11 @@ class Router:
 
     def links(self) -> Iterable[Link]:
         return self._links.values()
+
+
+def _dialect_of(link: Link) -> Dialect:
+    account = link.session.account
+    return DIALECTS.get(account.dialect, DEFAULT_DIALECT) if account is not None else DEFAULT_DIALECT
 
 
 def _answer(session: SmscSession, request: P.Pdu) -> Answer:

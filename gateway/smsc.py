@@ -328,7 +328,13 @@ class SmscSession:
         self._window = found.window
         self._deliver_window = found.deliver_window
         self._max_tps = found.max_tps
-        self._send(pdu.response(system_id=self._server_system_id))
+        self._send(
+            pdu.response(
+                system_id=self._server_system_id,
+                # §5.3.2.25: we speak 3.4, so the ESME may send TLVs.
+                tlvs=(P.Tlv.u8(P.Tag.SC_INTERFACE_VERSION, 0x34),),
+            )
+        )
         return [BindAccepted(found, bind_type, self.address_range)]
 
     def _operation(self, pdu: P.Pdu, now: float) -> list[Event]:
@@ -422,10 +428,10 @@ class SmscSession:
             return None
         if self.state is State.OPEN:
             return self._opened_at + self._bind_timeout
-        deadlines = [self._last_heard + self._enquire_interval]
-        if self._enquire_sequence is not None:
-            deadlines.append(self._pending[self._enquire_sequence][0] + self._response_timeout)
-        if self._pending:
+        deadlines = []
+        if self._enquire_sequence is None:
+            deadlines.append(self._last_heard + self._enquire_interval)
+        if self._pending:  # our deliver_sm and our enquire_link awaiting an answer
             deadlines.append(min(sent for sent, _ in self._pending.values()) + self._response_timeout)
         return min(deadlines)
 
