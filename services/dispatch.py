@@ -1,0 +1,107 @@
+"""How services plug into the network: command handlers, menu actions and their results.
+
+A service never sees SMPP.  It registers, per profile, a handler for each parsed command
+(``parsers.commands``) it owns — the same handler whether the command came as an SMS to
+a short number or as a USSD string — and handlers for the named actions its USSD menus
+end in.  A handler gets a :class:`Context` (who asks, when, through which channel) and
+returns an :class:`Outcome`: the answer the subscriber sees (:class:`Screen`: an SMS from
+the short number when it asked by SMS, the final USSD screen when it dialled — SPEC
+TS-07), and any further SMS to anybody (:class:`~services.outbox.Reply`: confirmations,
+invitations, notifications).
+
+The gateway (``gateway/app.py``) owns one :class:`ServiceDirectory`, lets each service
+module ``install(world, directory)`` itself, and routes: an SMS to a short number of the
+profile is parsed with ``parse_sms`` and its command's handler called; a USSD string is
+handed to the dialogue manager (``sessions``), which parses it with ``parse_ussd``, runs
+menus, and calls command handlers and menu actions through the same directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import attrs
+
+from services.outbox import Params, Reply
+
+Channel = Literal["sms", "ussd"]
+
+
+@attrs.frozen(kw_only=True)
+class Context:
+    """Who asks and how: the subscriber's MSISDN (wire form), its profile, the time."""
+
+    msisdn: str
+    profile: str
+    now: int
+    channel: Channel
+    #: the short number or USSD code the request came to (the sender of SMS answers)
+    service_number: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Screen:
+    """What the subscriber is shown: a template of the profile and its parameters.
+
+    ``end`` closes a USSD dialogue (PSSR response); ``end=False`` keeps it open with this
+    text as a prompt whose answer comes back to the same action as ``params['answer']``
+    (used for confirmation steps and pick lists built from live data).
+    """
+
+    template: str
+    params: Params = attrs.field(factory=dict, converter=Params)
+    end: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """The result of a handler: the answer to the asker and SMS to anybody."""
+
+    screen: Screen | None = None
+    replies: tuple[Reply, ...] = attrs.field(default=(), converter=tuple)
+
+
+CommandHandler = Callable[[Context, Any], Outcome]
+ActionHandler = Callable[[Context, Mapping[str, object]], Outcome]
+
+
+class UnknownAction(LookupError):
+    """A menu names an action no installed service provides (a fixture error)."""
+
+
+class ServiceDirectory:
+    """The registry of command handlers and menu actions, per profile."""
+
+    def __init__(self) -> None:
+        self._commands: dict[tuple[str, type], CommandHandler] = {}
+        self._actions: dict[tuple[str, str], ActionHandler] = {}
+        self._numbers: dict[str, set[str]] = {}
+
+    def register_command(self, profile: str, command_type: type, handler: CommandHandler) -> None:
+        self._commands[profile, command_type] = handler
+
+    def register_action(self, profile: str, name: str, handler: ActionHandler) -> None:
+        self._actions[profile, name] = handler
+
+    def register_sms_number(self, profile: str, number: str) -> None:
+        """SMS to ``number`` from a subscriber of ``profile`` are commands (GW-05)."""
+        self._numbers.setdefault(profile, set()).add(number)
+
+    def sms_numbers(self, profile: str) -> frozenset[str]:
+        return frozenset(self._numbers.get(profile, ()))
+
+    def command_handler(self, profile: str, command: object) -> CommandHandler | None:
+        return self._commands.get((profile, type(command)))
+
+    def action(self, profile: str, name: str) -> ActionHandler:
+        try:
+            return self._actions[profile, name]
+        except KeyError:
+            raise UnknownAction(f"{profile}: no service provides the menu action {name!r}") from None
+
+    def has_action(self, profile: str, name: str) -> bool:
+        return (profile, name) in self._actions
+
+    def actions(self, profile: str) -> frozenset[str]:
+        return frozenset(name for p, name in self._actions if p == profile)
