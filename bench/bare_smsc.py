@@ -23,7 +23,7 @@ class Bare(protocol.Protocol):
         self.buffer = b""
         self.counter = 0
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         buffer = self.buffer + data
         offset, end = 0, len(buffer)
         out = []

@@ -12,7 +12,6 @@ registered at import; and it never checks the sequence number of a response, so
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -132,7 +131,9 @@ class SmppClient:
         self.address_range = address_range
         self.timeout = timeout
         self.inbox: deque[Received] = deque()
-        self._client = smpplib.client.Client(host, port, timeout=timeout, allow_unknown_opt_params=True)
+        self._client = smpplib.client.Client(
+            host, port, timeout=timeout, allow_unknown_opt_params=True
+        )
 
     def __enter__(self) -> SmppClient:
         self.connect()
@@ -208,9 +209,7 @@ class SmppClient:
             sock.settimeout(remaining)
             try:
                 pdu = self._client.read_pdu()
-            except TimeoutError:
-                return None
-            except socket.timeout:  # pragma: no cover - the same class on 3.10+
+            except TimeoutError:  # socket.timeout is the same class since 3.10
                 return None
             except smpplib.exceptions.ConnectionError as exc:
                 raise ClientError("connection closed by the gateway") from exc
@@ -325,20 +324,50 @@ class SmppClient:
         """Dial a USSD string as ``msisdn``; return the first screen."""
         extra = {} if its_session_info is None else {"its_session_info": its_session_info}
         self.submit(
-            msisdn, code_destination(code), code, service_type="USSD",
-            ussd_service_op=PSSR_INDICATION, **extra,
+            msisdn,
+            code_destination(code),
+            code,
+            service_type="USSD",
+            ussd_service_op=PSSR_INDICATION,
+            **extra,
         )
         return self.wait_for(lambda r: r.destination == msisdn and r.service_type == "USSD")
 
     def answer(self, msisdn: str, text: str, *, its_session_info: int | None = None) -> Received:
         """Answer the open dialogue's menu or prompt; return the next screen."""
         extra = {} if its_session_info is None else {"its_session_info": its_session_info}
-        self.submit(msisdn, "USSD", text, service_type="USSD", ussd_service_op=USSR_CONFIRM, **extra)
+        self.submit(
+            msisdn, "USSD", text, service_type="USSD", ussd_service_op=USSR_CONFIRM, **extra
+        )
         return self.wait_for(lambda r: r.destination == msisdn and r.service_type == "USSD")
 
-    def release(self, msisdn: str) -> None:
+    def release(self, msisdn: str, *, its_session_info: int | None = None) -> None:
         """Abort the open dialogue (op 32, GW-10)."""
-        self.submit(msisdn, "USSD", "", service_type="USSD", ussd_service_op=RELEASE)
+        self.send_ussd(msisdn, "", op=RELEASE, its_session_info=its_session_info)
+
+    def send_ussd(
+        self,
+        msisdn: str,
+        text: str,
+        *,
+        op: int | None,
+        its_session_info: int | None = None,
+        destination: str = "USSD",
+    ) -> str:
+        """One USSD submit_sm as ``msisdn``, with any op (or none: ``op=None``) — for dialects
+        and aborts; nothing is awaited (see :meth:`screen`)."""
+        extra: dict[str, Any] = {}
+        if op is not None:
+            extra["ussd_service_op"] = op
+        if its_session_info is not None:
+            extra["its_session_info"] = its_session_info
+        return self.submit(msisdn, destination, text, service_type="USSD", **extra)
+
+    def screen(self, msisdn: str, timeout: float | None = None) -> Received:
+        """The next USSD text the gateway sends ``msisdn``."""
+        return self.wait_for(
+            lambda r: r.destination == msisdn and r.service_type == "USSD", timeout=timeout
+        )
 
 
 def code_destination(code: str) -> str:

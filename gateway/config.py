@@ -14,6 +14,8 @@ from typing import Any, Final
 import attrs
 import yaml
 
+from gateway.dialect import DIALECTS
+
 BIND_TYPES: Final = frozenset({"transmitter", "receiver", "transceiver"})
 LONG_MESSAGE_MODES: Final = frozenset({"udh", "udh16", "sar", "payload"})
 
@@ -67,6 +69,10 @@ class EsmeAccount:
             )
         if self.message_id_format not in ("hex", "dec"):
             raise ConfigError(f"{self.system_id}: message_id_format must be hex or dec")
+        if self.dialect not in DIALECTS:
+            raise ConfigError(
+                f"{self.system_id}: dialect must be one of {sorted(DIALECTS)}, got {self.dialect!r}"
+            )
 
 
 DEFAULT_ACCOUNTS: Final = (

@@ -62,7 +62,7 @@ class SmppServerProtocol(protocol.Protocol):
 
     # -- Twisted callbacks ---------------------------------------------------------------
 
-    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+    def connectionMade(self) -> None:
         factory = self.factory
         assert self.transport is not None
         peer = self.transport.getPeer()
@@ -84,7 +84,7 @@ class SmppServerProtocol(protocol.Protocol):
         self.log.info("connection_made")
         self._schedule()
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+    def dataReceived(self, data: bytes) -> None:
         link = self.link
         if link is None or self._closing:
             return
@@ -99,10 +99,14 @@ class SmppServerProtocol(protocol.Protocol):
                 router.delivery_answered(link, event.sequence, event.status, event.context, now)
             elif isinstance(event, smsc.BindAccepted):
                 self.log = self.log.bind(system_id=event.account.system_id)
-                self.log.info("bind_accepted", bind_type=event.bind_type, address_range=event.address_range)
+                self.log.info(
+                    "bind_accepted", bind_type=event.bind_type, address_range=event.address_range
+                )
                 router.bound(link, now)
             elif isinstance(event, smsc.BindRefused):
-                self.log.warning("bind_rejected", system_id=event.system_id, status=event.status.name)
+                self.log.warning(
+                    "bind_rejected", system_id=event.system_id, status=event.status.name
+                )
                 router.mark_dirty(link)
             elif isinstance(event, smsc.ProtocolErrorReceived):
                 error = event.error
@@ -130,7 +134,7 @@ class SmppServerProtocol(protocol.Protocol):
             self.factory.request_flush()
         self._schedule()
 
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -241,7 +245,7 @@ class SmppServerFactory(protocol.Factory):
         self._flush_call = None
         self.router.flush()
 
-    def buildProtocol(self, addr: Any) -> SmppServerProtocol:  # noqa: N802 - Twisted's name
+    def buildProtocol(self, addr: Any) -> SmppServerProtocol:
         return SmppServerProtocol(self)
 
     def authenticate(self, system_id: str, password: str, bind_type: str) -> Any:

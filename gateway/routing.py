@@ -52,7 +52,6 @@ from gateway.pdu import CommandStatus, Tag, Tlv, UssdOp
 from gateway.smsc import SmscSession
 from services.store import (
     DELIVERED,
-    ENROUTE,
     EXPIRED,
     REJECTED,
     UNDELIVERABLE,
@@ -138,7 +137,11 @@ class ServiceRegistry:
     clear reply that the service is unknown.
     """
 
-    def __init__(self, profile_of: ProfileOf, unknown_service: Callable[[MobileOriginated, str | None], list[Outgoing]]) -> None:
+    def __init__(
+        self,
+        profile_of: ProfileOf,
+        unknown_service: Callable[[MobileOriginated, str | None], list[Outgoing]],
+    ) -> None:
         self._profile_of = profile_of
         self._unknown = unknown_service
         self._sms: dict[tuple[str | None, str], MoHandler] = {}
@@ -225,7 +228,9 @@ def receipt_sample(message: StoredMessage) -> str:
     return "".join(c if " " <= c <= "~" else "." for c in text[:20])
 
 
-def receipt_text(message: StoredMessage, message_id: str, state: int, done_at: int, error: int) -> str:
+def receipt_text(
+    message: StoredMessage, message_id: str, state: int, done_at: int, error: int
+) -> str:
     """The receipt text of SMPP 3.4 Appendix B (GW-07)."""
     delivered = 1 if state == DELIVERED else 0
     return (
@@ -236,7 +241,11 @@ def receipt_text(message: StoredMessage, message_id: str, state: int, done_at: i
 
 
 def format_message_id(message_id: int, account: EsmeAccount | None) -> str:
-    return str(message_id) if account is not None and account.message_id_format == "dec" else f"{message_id:x}"
+    return (
+        str(message_id)
+        if account is not None and account.message_id_format == "dec"
+        else f"{message_id:x}"
+    )
 
 
 def parse_message_id(text: str, account: EsmeAccount | None) -> int | None:
@@ -560,7 +569,7 @@ class Router:
                 tlvs=pdu.tlvs,
             )
             outcome: list[tuple[int, str]] = []
-            self._submit(link, single, now, lambda status, mid: outcome.append((status, mid)))
+            self._submit(link, single, now, _recorder(outcome))
             status, message_id = outcome[0]
             if status:
                 unsuccessful.append(
@@ -741,7 +750,9 @@ class Router:
             )
             self._dirty.add(link)
 
-    def delivery_answered(self, link: Link, sequence: int, status: int, context: object, now: int) -> None:
+    def delivery_answered(
+        self, link: Link, sequence: int, status: int, context: object, now: int
+    ) -> None:
         """The ESME answered a deliver_sm: final state, receipt, or another try later."""
         if not isinstance(context, StoredMessage):
             return
@@ -848,8 +859,9 @@ class Router:
 
 
 def _dialect_of(link: Link) -> Dialect:
+    """The USSD dialect of the link's ESME account (config.py refuses unknown names)."""
     account = link.session.account
-    return DIALECTS.get(account.dialect, DEFAULT_DIALECT) if account is not None else DEFAULT_DIALECT
+    return DEFAULT_DIALECT if account is None else DIALECTS.get(account.dialect, DEFAULT_DIALECT)
 
 
 def _answer(session: SmscSession, request: P.Pdu) -> Answer:
@@ -858,5 +870,14 @@ def _answer(session: SmscSession, request: P.Pdu) -> Answer:
             session.respond(request, status=status)
         else:
             session.respond(request, message_id=message_id)
+
+    return answer
+
+
+def _recorder(outcome: list[tuple[int, str]]) -> Answer:
+    """An answer that records ``(status, message_id)`` (one destination of a submit_multi)."""
+
+    def answer(status: int, message_id: str) -> None:
+        outcome.append((status, message_id))
 
     return answer

@@ -264,6 +264,10 @@ class SmscSession:
         self._tps_second = -1
         self._tps_count = 0
 
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
     # -- feeding ------------------------------------------------------------------------
 
     def receive_data(self, data: bytes, now: float) -> list[Event]:
@@ -275,13 +279,13 @@ class SmscSession:
         for item in self._stream.feed(data):
             if isinstance(item, P.PduError):
                 events.extend(self._protocol_error(item))
-                if self.state is State.CLOSED:
+                if self.closed:
                     break
                 continue
             if self.observe is not None:
                 self.observe("pdu_received", item)
             events.extend(self._receive_pdu(item, now))
-            if self.state is State.CLOSED:
+            if self.closed:
                 break
         return events
 
@@ -308,9 +312,7 @@ class SmscSession:
             self.state = next_state
             return [SessionClosing("unbind")]
         if action is Action.NACK:
-            self._send(
-                P.GenericNack(sequence=pdu.sequence, status=CommandStatus.ESME_RINVCMDID)
-            )
+            self._send(P.GenericNack(sequence=pdu.sequence, status=CommandStatus.ESME_RINVCMDID))
             return []
         return []  # Action.IGNORE
 
@@ -395,7 +397,9 @@ class SmscSession:
     def outstanding_deliveries(self) -> int:
         return len(self._pending) - (self._enquire_sequence is not None)
 
-    def deliver(self, pdu_without_sequence: P.DeliverSm | P.DataSm, context: object, now: float) -> int:
+    def deliver(
+        self, pdu_without_sequence: P.DeliverSm | P.DataSm, context: object, now: float
+    ) -> int:
         """Queue a deliver_sm (or data_sm); its answer comes back as DeliveryAnswered."""
         sequence = self._take_sequence()
         self._pending[sequence] = (now, context)
@@ -408,12 +412,16 @@ class SmscSession:
             self._send(P.Unbind(sequence=self._take_sequence()))
         self.state = State.CLOSED
 
-    def connection_lost(self) -> list[Event]:
+    def connection_lost(self) -> list[DeliveryAnswered]:
         """The transport is gone: every deliver_sm in flight is answered as timed out."""
         self.state = State.CLOSED
-        lost = [DeliveryAnswered(seq, -1, ctx, timed_out=True) for seq, (_, ctx) in self._pending.items() if seq != self._enquire_sequence]
+        lost = [
+            DeliveryAnswered(sequence, -1, context, timed_out=True)
+            for sequence, (_, context) in self._pending.items()
+            if sequence != self._enquire_sequence
+        ]
         self._pending.clear()
-        return list(lost)
+        return lost
 
     def data_to_send(self) -> bytes:
         out = b"".join(self._out)
@@ -432,7 +440,9 @@ class SmscSession:
         if self._enquire_sequence is None:
             deadlines.append(self._last_heard + self._enquire_interval)
         if self._pending:  # our deliver_sm and our enquire_link awaiting an answer
-            deadlines.append(min(sent for sent, _ in self._pending.values()) + self._response_timeout)
+            deadlines.append(
+                min(sent for sent, _ in self._pending.values()) + self._response_timeout
+            )
         return min(deadlines)
 
     def tick(self, now: float) -> list[Event]:

@@ -18,7 +18,7 @@ menus, and calls command handlers and menu actions through the same directory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
@@ -50,8 +50,12 @@ class Screen:
     """
 
     template: str
-    params: Params = attrs.field(factory=dict, converter=Params)
+    params: Params = attrs.field(factory=Params, converter=Params)
     end: bool = True
+
+
+def _replies(replies: Iterable[Reply]) -> tuple[Reply, ...]:
+    return tuple(replies)
 
 
 @attrs.frozen(kw_only=True)
@@ -59,7 +63,7 @@ class Outcome:
     """The result of a handler: the answer to the asker and SMS to anybody."""
 
     screen: Screen | None = None
-    replies: tuple[Reply, ...] = attrs.field(default=(), converter=tuple)
+    replies: tuple[Reply, ...] = attrs.field(default=(), converter=_replies)
 
 
 CommandHandler = Callable[[Context, Any], Outcome]
@@ -98,7 +102,9 @@ class ServiceDirectory:
         try:
             return self._actions[profile, name]
         except KeyError:
-            raise UnknownAction(f"{profile}: no service provides the menu action {name!r}") from None
+            raise UnknownAction(
+                f"{profile}: no service provides the menu action {name!r}"
+            ) from None
 
     def has_action(self, profile: str, name: str) -> bool:
         return (profile, name) in self._actions

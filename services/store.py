@@ -234,7 +234,6 @@ class SqliteStore:
             self._db.executemany(_INSERT, self._pending)
             self._pending = []
 
-
     def set_states(self, changes: Iterable[tuple[int, int, int, int]]) -> None:
         """Record final states: ``(message_id, state, done_at, error_code)`` each."""
         self._write_pending()
@@ -268,5 +267,3 @@ class SqliteStore:
             (msisdn, msisdn, limit),
         ).fetchall()
         return [StoredMessage._make(row) for row in rows]
-
-

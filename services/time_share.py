@@ -716,11 +716,9 @@ class TimeShare:
                 profile=self.profile.name,
             )
             replies = (own, received)
-        # services.dispatch types ``replies`` through ``converter=tuple``, which mypy reads as
-        # an unbound Iterable[_T_co]; the value is the tuple of Reply it wants.
         return Outcome(
             screen=Screen(template=template, params=confirmation),
-            replies=replies,  # type: ignore[arg-type]
+            replies=replies,
         )
 
     def _parse_refusal(self, reason: str) -> Outcome:

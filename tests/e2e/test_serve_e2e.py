@@ -28,8 +28,20 @@ class Served:
 
 def start(state: Path) -> Served:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--port", "0", "--http-port", "0",
-         "--state", str(state), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--state",
+            str(state),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

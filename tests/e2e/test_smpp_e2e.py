@@ -83,7 +83,9 @@ def test_gw_01_bind_transceiver_over_tcp(gateway: Gateway) -> Any:
     ("system_id", "password", "status"),
     [("tester", "wrong", ESME_RINVPASWD), ("nobody", "secret", ESME_RINVSYSID)],
 )
-def test_gw_01_bad_credentials_over_tcp(gateway: Gateway, system_id: str, password: str, status: int) -> Any:
+def test_gw_01_bad_credentials_over_tcp(
+    gateway: Gateway, system_id: str, password: str, status: int
+) -> Any:
     """GW-01: wrong password → ESME_RINVPASWD; unknown system_id → ESME_RINVSYSID."""
 
     def run() -> int:
@@ -159,9 +161,10 @@ def test_gw_06_gw_08_person_to_person_between_two_binds(gateway: Gateway) -> Any
     """GW-06/GW-08: an SMS from A's ESME reaches the ESME whose address_range matches B."""
 
     def run() -> tuple[str, Any]:
-        with client(gateway, address_range=A) as sender, client(
-            gateway, system_id="other", password="other", address_range=B
-        ) as receiver:
+        with (
+            client(gateway, address_range=A) as sender,
+            client(gateway, system_id="other", password="other", address_range=B) as receiver,
+        ):
             message_id = sender.submit(A, B, "Привет, B")
             got = receiver.wait_for(lambda r: r.destination == B)
             return message_id, got
@@ -221,9 +224,10 @@ def test_gw_07_delivery_receipt_with_state_reached(gateway: Gateway) -> Any:
     """GW-07: registered_delivery=1 → a receipt deliver_sm (esm_class 0x04) with stat:DELIVRD."""
 
     def run() -> tuple[str, Any]:
-        with client(gateway, address_range=A) as sender, client(
-            gateway, system_id="other", password="other", address_range=B
-        ) as receiver:
+        with (
+            client(gateway, address_range=A) as sender,
+            client(gateway, system_id="other", password="other", address_range=B) as receiver,
+        ):
             message_id = sender.submit(A, B, "with receipt", registered_delivery=1)
             receiver.wait_for(lambda r: r.destination == B)
             return message_id, sender.wait_for(lambda r: r.is_receipt)
@@ -246,9 +250,10 @@ def test_gw_09_long_cyrillic_sms_arrives_in_concatenated_ucs2_parts(gateway: Gat
     parts = [bytes([5, 0, 3, 0x2A, len(chunks), n + 1]) + chunk for n, chunk in enumerate(chunks)]
 
     def run() -> list[Any]:
-        with client(gateway, address_range=A) as sender, client(
-            gateway, system_id="other", password="other", address_range=B
-        ) as receiver:
+        with (
+            client(gateway, address_range=A) as sender,
+            client(gateway, system_id="other", password="other", address_range=B) as receiver,
+        ):
             for part in parts:
                 sender.submit(A, B, part, data_coding=8, esm_class=0x40)
             return [receiver.wait_for(lambda r: r.destination == B) for _ in parts]

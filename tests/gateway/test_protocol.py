@@ -33,7 +33,9 @@ def make_factory(log: Any = None) -> tuple[SmppServerFactory, MemoryReactorClock
     return factory, reactor
 
 
-def connect(factory: SmppServerFactory, port: int = 40000) -> tuple[SmppServerProtocol, StringTransport]:
+def connect(
+    factory: SmppServerFactory, port: int = 40000
+) -> tuple[SmppServerProtocol, StringTransport]:
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", port))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", port))
     proto.makeConnection(transport)
@@ -90,7 +92,9 @@ def test_gw_03_garbage_body_answered_with_error_status_connection_kept() -> None
     bind(proto, reactor)
     received(transport)
     body = b"\x00" + b"\x01\x01" + b"7" * 30  # service_type '', ton, npi, then no NUL
-    header = (16 + len(body)).to_bytes(4, "big") + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x05"
+    header = (16 + len(body)).to_bytes(
+        4, "big"
+    ) + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x05"
     send(proto, reactor, P.EnquireLink(sequence=4))
     proto.dataReceived(header + body)
     reactor.advance(0)
@@ -140,12 +144,17 @@ def test_gw_12_every_pdu_in_and_out_is_one_structured_event() -> None:
     """GW-12: each PDU in and out is logged once with connection, system_id, sequence, command, status, MSISDN."""
     with capture_logs() as logs:
         factory, reactor = make_factory(log=structlog.get_logger("test"))
-        proto, transport = connect(factory)
+        proto, _transport = connect(factory)
         bind(proto, reactor)
         send(
             proto,
             reactor,
-            P.SubmitSm(sequence=2, source_addr="79160000001", destination_addr="79160000002", short_message=b"hi"),
+            P.SubmitSm(
+                sequence=2,
+                source_addr="79160000001",
+                destination_addr="79160000002",
+                short_message=b"hi",
+            ),
         )
     pdus = [e for e in logs if e["event"] in ("pdu_received", "pdu_sent")]
     assert [(e["event"], e["command"]) for e in pdus] == [
@@ -170,7 +179,14 @@ def test_gw_06_submit_answered_only_after_commit() -> None:
     bind(proto, reactor)
     received(transport)
     proto.dataReceived(
-        P.encode(P.SubmitSm(sequence=3, source_addr="79160000001", destination_addr="79160000009", short_message=b"x"))
+        P.encode(
+            P.SubmitSm(
+                sequence=3,
+                source_addr="79160000001",
+                destination_addr="79160000009",
+                short_message=b"x",
+            )
+        )
     )
     assert transport.value() == b""  # not yet: nothing committed
     store = factory.router.store

@@ -8,6 +8,7 @@ from gateway import pdu as P
 from gateway import smsc
 from gateway.app import unknown_service
 from gateway.config import EsmeAccount, GatewayConfig
+from gateway.pdu import CommandStatus, Tag, Tlv
 from gateway.routing import (
     Link,
     MobileOriginated,
@@ -17,7 +18,6 @@ from gateway.routing import (
     parse_smpp_time,
     receipt_text,
 )
-from gateway.pdu import CommandStatus, Tag, Tlv
 from services.store import SqliteStore, StoredMessage
 
 A, B, C = "79160000001", "79160000002", "79160000003"
@@ -36,7 +36,9 @@ class Harness:
         self.written: dict[int, list[P.Pdu]] = {}
         self._next = 0
 
-    def bind(self, address_range: str = "", system_id: str = "tester", kind: type = P.BindTransceiver) -> Link:
+    def bind(
+        self, address_range: str = "", system_id: str = "tester", kind: type = P.BindTransceiver
+    ) -> Link:
         self._next += 1
         conn = self._next
         account = next(a for a in ACCOUNTS if a.system_id == system_id)
@@ -44,7 +46,12 @@ class Harness:
         self.written[conn] = []
         link = Link(conn, session, lambda data, c=conn: self._collect(c, data), lambda: None)
         self.router.connect(link)
-        session.receive_data(P.encode(kind(sequence=1, system_id=system_id, password="x", address_range=address_range)), 0)
+        session.receive_data(
+            P.encode(
+                kind(sequence=1, system_id=system_id, password="x", address_range=address_range)
+            ),
+            0,
+        )
         self.router.bound(link, 0)
         self.router.mark_dirty(link)
         self.router.flush()
@@ -64,14 +71,18 @@ class Harness:
             if isinstance(event, smsc.OperationRequested):
                 self.router.operation(link, event.pdu, now)
             elif isinstance(event, smsc.DeliveryAnswered):
-                self.router.delivery_answered(link, event.sequence, event.status, event.context, now)
+                self.router.delivery_answered(
+                    link, event.sequence, event.status, event.context, now
+                )
         self.router.mark_dirty(link)
         self.router.flush()
         return self.take(link)
 
 
 def submit(source: str, destination: str, text: bytes = b"hello", **fields: object) -> P.SubmitSm:
-    return P.SubmitSm(sequence=7, source_addr=source, destination_addr=destination, short_message=text, **fields)  # type: ignore[arg-type]
+    return P.SubmitSm(
+        sequence=7, source_addr=source, destination_addr=destination, short_message=text, **fields
+    )  # type: ignore[arg-type]
 
 
 def test_gw_08_routes_by_address_range() -> None:
@@ -130,7 +141,9 @@ def test_gw_07_expired_message_gets_expired_receipt() -> None:
     """GW-07: a held message whose validity ends gets state EXPIRED and a receipt saying so."""
     h = Harness()
     sender = h.bind("^79160000001$")
-    (resp,) = h.send(sender, submit(A, C, registered_delivery=1, validity_period="000000000100000R"))
+    (resp,) = h.send(
+        sender, submit(A, C, registered_delivery=1, validity_period="000000000100000R")
+    )
     h.router.tick(59)
     assert h.router.held_count() == 1
     h.router.tick(60)
@@ -149,7 +162,9 @@ def test_gw_07_rejected_delivery_gets_undeliv_receipt_on_failure_only_request() 
     receiver = h.bind("^79160000002$")
     h.send(sender, submit(A, B, registered_delivery=2))
     (deliver,) = h.take(receiver)
-    h.send(receiver, P.DeliverSmResp(sequence=deliver.sequence, status=CommandStatus.ESME_RX_P_APPN))
+    h.send(
+        receiver, P.DeliverSmResp(sequence=deliver.sequence, status=CommandStatus.ESME_RX_P_APPN)
+    )
     (receipt,) = h.take(sender)
     assert "stat:UNDELIV" in receipt.short_message.decode()  # type: ignore[union-attr]
 
@@ -220,7 +235,11 @@ def test_gw_05_sms_to_unregistered_short_number_answers_unknown_service() -> Non
     out = h.send(handset, submit(A, "9999", b"hello"))
     assert isinstance(out[0], P.SubmitSmResp) and out[0].status == 0
     reply = out[1]
-    assert isinstance(reply, P.DeliverSm) and reply.source_addr == "9999" and reply.destination_addr == A
+    assert (
+        isinstance(reply, P.DeliverSm)
+        and reply.source_addr == "9999"
+        and reply.destination_addr == A
+    )
 
 
 def test_gw_05_registered_short_number_is_dispatched_with_reassembled_text() -> None:
@@ -237,7 +256,10 @@ def test_gw_05_registered_short_number_is_dispatched_with_reassembled_text() -> 
     text = "Ж" * 80
     units = text.encode("utf-16-be")
     for n, chunk in enumerate((units[:134], units[134:])):
-        h.send(handset, submit(A, "125", bytes([5, 0, 3, 9, 2, n + 1]) + chunk, esm_class=0x40, data_coding=8))
+        h.send(
+            handset,
+            submit(A, "125", bytes([5, 0, 3, 9, 2, n + 1]) + chunk, esm_class=0x40, data_coding=8),
+        )
     assert [mo.text for mo in seen] == [text]
 
 
@@ -272,7 +294,9 @@ def test_gw_06_query_cancel_and_replace_a_held_message() -> None:
     assert message_id.isdigit()  # this account asked for decimal ids
     (query,) = h.send(sender, P.QuerySm(sequence=8, message_id=message_id, source_addr=A))
     assert isinstance(query, P.QuerySmResp) and query.message_state == 1
-    (replaced,) = h.send(sender, P.ReplaceSm(sequence=9, message_id=message_id, source_addr=A, short_message=b"new"))
+    (replaced,) = h.send(
+        sender, P.ReplaceSm(sequence=9, message_id=message_id, source_addr=A, short_message=b"new")
+    )
     assert replaced.status == 0
     (cancelled,) = h.send(sender, P.CancelSm(sequence=10, message_id=message_id, source_addr=A))
     assert cancelled.status == 0 and h.router.held_count() == 0
@@ -286,8 +310,14 @@ def test_gw_06_submit_multi_stores_one_message_per_destination() -> None:
     """GW-06: submit_multi becomes one person-to-person message per SME address."""
     h = Harness()
     sender = h.bind("^79160000001$")
-    dests = (P.SmeAddress(dest_addr_ton=1, dest_addr_npi=1, destination_addr=B), P.SmeAddress(dest_addr_ton=1, dest_addr_npi=1, destination_addr=C))
-    (resp,) = h.send(sender, P.SubmitMulti(sequence=5, source_addr=A, dest_addresses=dests, short_message=b"hi all"))
+    dests = (
+        P.SmeAddress(dest_addr_ton=1, dest_addr_npi=1, destination_addr=B),
+        P.SmeAddress(dest_addr_ton=1, dest_addr_npi=1, destination_addr=C),
+    )
+    (resp,) = h.send(
+        sender,
+        P.SubmitMulti(sequence=5, source_addr=A, dest_addresses=dests, short_message=b"hi all"),
+    )
     assert isinstance(resp, P.SubmitMultiResp) and resp.status == 0 and resp.unsuccess_smes == ()
     assert h.router.held_count() == 2
 
@@ -299,7 +329,12 @@ def test_gw_06_data_sm_is_carried_like_submit_sm() -> None:
     receiver = h.bind("^79160000002$")
     (resp,) = h.send(
         sender,
-        P.DataSm(sequence=6, source_addr=A, destination_addr=B, tlvs=(Tlv(Tag.MESSAGE_PAYLOAD, b"payload"),)),
+        P.DataSm(
+            sequence=6,
+            source_addr=A,
+            destination_addr=B,
+            tlvs=(Tlv(Tag.MESSAGE_PAYLOAD, b"payload"),),
+        ),
     )
     assert isinstance(resp, P.DataSmResp) and resp.status == 0 and resp.message_id
     (deliver,) = h.take(receiver)

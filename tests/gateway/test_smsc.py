@@ -28,7 +28,9 @@ def authenticate(system_id: str, password: str, bind_type: str) -> EsmeAccount |
 
 
 PDU_CLASSES = [
-    c for c in vars(P).values() if isinstance(c, type) and isinstance(getattr(c, "command_id", None), CommandId)
+    c
+    for c in vars(P).values()
+    if isinstance(c, type) and isinstance(getattr(c, "command_id", None), CommandId)
 ]
 
 
@@ -36,7 +38,9 @@ def new_session(**kwargs: float) -> SmscSession:
     return SmscSession(authenticate, **kwargs)  # type: ignore[arg-type]
 
 
-def feed(session: SmscSession, *pdus: P.Pdu, now: float = 0.0) -> tuple[list[smsc.Event], list[P.Pdu]]:
+def feed(
+    session: SmscSession, *pdus: P.Pdu, now: float = 0.0
+) -> tuple[list[smsc.Event], list[P.Pdu]]:
     """Feed PDUs; return the events and the PDUs the session answered with."""
     events = session.receive_data(b"".join(P.encode(p) for p in pdus), now)
     out = [item for item in P.PduStream().feed(session.data_to_send())]
@@ -57,7 +61,9 @@ def submit(sequence: int) -> P.SubmitSm:
 def test_gw_01_bind_transceiver_accepted() -> None:
     """GW-01: a bind with the configured credentials is answered ESME_ROK and the session is bound."""
     session = new_session()
-    events, out = feed(session, P.BindTransceiver(sequence=7, system_id="tester", password="secret"))
+    events, out = feed(
+        session, P.BindTransceiver(sequence=7, system_id="tester", password="secret")
+    )
     assert session.state is State.BOUND_TRX
     assert isinstance(events[0], smsc.BindAccepted)
     assert isinstance(out[0], P.BindTransceiverResp)
@@ -71,10 +77,14 @@ def test_gw_01_bind_transceiver_accepted() -> None:
         ("nobody", "secret", CommandStatus.ESME_RINVSYSID),
     ],
 )
-def test_gw_01_bad_credentials_refused(system_id: str, password: str, status: CommandStatus) -> None:
+def test_gw_01_bad_credentials_refused(
+    system_id: str, password: str, status: CommandStatus
+) -> None:
     """GW-01: wrong password → ESME_RINVPASWD, unknown system_id → ESME_RINVSYSID; still open."""
     session = new_session()
-    events, out = feed(session, P.BindTransmitter(sequence=1, system_id=system_id, password=password))
+    events, out = feed(
+        session, P.BindTransmitter(sequence=1, system_id=system_id, password=password)
+    )
     assert out[0].status == status
     assert isinstance(events[0], smsc.BindRefused)
     assert session.state is State.OPEN
@@ -118,7 +128,9 @@ def test_gw_01_bind_type_not_allowed_for_account() -> None:
     state=st.sampled_from([s for s in State if s is not State.CLOSED]),
     command=st.sampled_from(list(CommandId)),
 )
-def test_gw_01_transition_table_covers_every_state_and_command(state: State, command: CommandId) -> None:
+def test_gw_01_transition_table_covers_every_state_and_command(
+    state: State, command: CommandId
+) -> None:
     """GW-01/GW-03: every (state, command) pair has an entry, and it is the right kind of answer."""
     action, next_state = smsc.TRANSITIONS[state, command]
     bound_states = {State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX}
@@ -129,7 +141,9 @@ def test_gw_01_transition_table_covers_every_state_and_command(state: State, com
     elif command is CommandId.UNBIND:
         assert action is (Action.UNBIND if state in bound_states else Action.NOT_BOUND)
     elif command in (CommandId.SUBMIT_SM, CommandId.DATA_SM, CommandId.SUBMIT_MULTI):
-        expected = Action.OPERATION if state in (State.BOUND_TX, State.BOUND_TRX) else Action.NOT_BOUND
+        expected = (
+            Action.OPERATION if state in (State.BOUND_TX, State.BOUND_TRX) else Action.NOT_BOUND
+        )
         assert action is expected
     elif command.name.endswith("_RESP") and command not in (
         CommandId.DELIVER_SM_RESP,
@@ -145,10 +159,16 @@ def test_gw_01_transition_table_covers_every_state_and_command(state: State, com
 @given(
     state=st.sampled_from([s for s in State if s is not State.CLOSED]),
     command=st.sampled_from(
-        [c for c in CommandId if c not in (CommandId.GENERIC_NACK,) and not c.name.endswith("_RESP")]
+        [
+            c
+            for c in CommandId
+            if c not in (CommandId.GENERIC_NACK,) and not c.name.endswith("_RESP")
+        ]
     ),
 )
-def test_gw_03_every_request_in_every_state_gets_exactly_one_answer(state: State, command: CommandId) -> None:
+def test_gw_03_every_request_in_every_state_gets_exactly_one_answer(
+    state: State, command: CommandId
+) -> None:
     """GW-03: whatever an ESME sends in whatever state, it gets one answer with its sequence."""
     session = new_session()
     if state is State.BOUND_TX:
@@ -281,7 +301,7 @@ def test_gw_03_deliver_sm_from_esme_is_nacked() -> None:
 def test_gw_01_nothing_sent_before_bind_response() -> None:
     """GW-01: the bind response is the first PDU the session ever sends (smpplib relies on it)."""
     session = new_session()
-    events, out = feed(
+    _events, out = feed(
         session,
         P.BindTransceiver(sequence=1, system_id="tester", password="secret"),
         P.EnquireLink(sequence=2),
