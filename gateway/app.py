@@ -120,6 +120,10 @@ class Gateway:
         self.smpp_port: IListeningPort | None = None
         # The control API exists before start() so that services can add their actions.
         self.api = ControlApi(self)
+        for module, selfcare in self._installed:
+            # Self-care routes («Личный кабинет», the apps) of the services that have them.
+            if selfcare is not None and hasattr(module, "add_routes"):
+                module.add_routes(self.api, selfcare)
         self.http_port: IListeningPort | None = None
         self._ticker = task.LoopingCall(self._tick)
         self._ticker.clock = reactor
@@ -136,8 +140,10 @@ class Gateway:
 
     def _install_services(self) -> None:
         """Let each service module register its commands and actions, then route its numbers."""
+        self._installed: list[tuple[Any, Any]] = []
         for name in SERVICE_MODULES:
-            importlib.import_module(name).install(self.world, self.directory)
+            module = importlib.import_module(name)
+            self._installed.append((module, module.install(self.world, self.directory)))
         for profile in self.profiles:
             for number in self.directory.sms_numbers(profile):
                 self.registry.register_sms(profile, number, self._on_service_sms)
@@ -197,15 +203,7 @@ class Gateway:
             for screen in turn.screens
         ]
         for reply in turn.replies:
-            out.append(
-                Outgoing(
-                    to=reply.to,
-                    sender=reply.sender,
-                    text=render(reply, self.profiles),
-                    channel=reply.channel,
-                    ussd_op=17 if reply.channel == "ussd" else None,
-                )
-            )
+            out.append(self.reply_outgoing(reply))
         return out
 
     def _expire_dialogues(self) -> None:
@@ -234,15 +232,7 @@ class Gateway:
                     )
                 )
         for reply in outcome.replies:
-            out.append(
-                Outgoing(
-                    to=reply.to,
-                    sender=reply.sender,
-                    text=render(reply, self.profiles),
-                    channel=reply.channel,
-                    ussd_op=17 if reply.channel == "ussd" else None,
-                )
-            )
+            out.append(self.reply_outgoing(reply))
         return out
 
     def _unknown_service(self, mo: MobileOriginated, profile: str | None) -> list[Outgoing]:
@@ -250,7 +240,11 @@ class Gateway:
             return unknown_service(mo, profile)
         text = render_template(self.profiles.profile(profile), "parse_error.unknown_service", {})
         end = 17 if mo.channel == "ussd" else None
-        return [Outgoing(to=mo.source, sender=mo.destination, text=text, channel=mo.channel, ussd_op=end)]
+        return [
+            Outgoing(
+                to=mo.source, sender=mo.destination, text=text, channel=mo.channel, ussd_op=end
+            )
+        ]
 
     def _charge_p2p(self, source: str, destination: str, now: int) -> None:
         """CU-02: a person-to-person SMS through the gateway is charged as one SMS."""
@@ -258,20 +252,21 @@ class Gateway:
         if result is not None:
             self.deliver_replies(result.replies)
 
+    def reply_outgoing(self, reply: Reply) -> Outgoing:
+        """A service's reply, rendered in its profile's language, as a text to send."""
+        return Outgoing(
+            to=reply.to,
+            sender=reply.sender,
+            text=render(reply, self.profiles),
+            channel=reply.channel,
+            ussd_op=17 if reply.channel == "ussd" else None,
+        )
+
     def deliver_replies(self, replies: Iterable[Reply]) -> None:
         """Render services' replies in the profile's language and queue them (durably)."""
         now = self.now()
         for reply in replies:
-            self.router.send(
-                Outgoing(
-                    to=reply.to,
-                    sender=reply.sender,
-                    text=render(reply, self.profiles),
-                    channel=reply.channel,
-                    ussd_op=17 if reply.channel == "ussd" else None,
-                ),
-                now,
-            )
+            self.router.send(self.reply_outgoing(reply), now)
 
     def advance(self, seconds: int) -> list[Reply]:
         """Move the simulator clock (the tester's control): fire what fell due, in order."""
