@@ -403,7 +403,7 @@ class SmscSession:
         """Queue a deliver_sm (or data_sm); its answer comes back as DeliveryAnswered."""
         sequence = self._take_sequence()
         self._pending[sequence] = (now, context)
-        self._send(attrs.evolve(pdu_without_sequence, sequence=sequence))
+        self._send(pdu_without_sequence.with_sequence(sequence))
         return sequence
 
     def unbind(self) -> None:
