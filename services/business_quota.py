@@ -49,17 +49,11 @@ import attrs
 from parsers import ParseError
 from parsers.msisdn import api_number
 from services.clock import parse_duration
-from services.dispatch import ServiceDirectory
+from services.dispatch import ActionAnswer, ActionRegistry, ServiceDirectory
 from services.model import DomainError, Subscriber, SubscriberStatus, WrongType, to_json
 from services.outbox import Reply, require_template
 from services.profiles import Profile, ProfileError
-from services.together import (
-    ActionAnswer,
-    ActionRegistry,
-    ActionRequest,
-    check_fields,
-    migrate,
-)
+from services.together import ActionRequest, check_fields, migrate
 from services.world import World
 
 SERVICE: Final = "business_quota"

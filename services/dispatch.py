@@ -19,7 +19,7 @@ menus, and calls command handlers and menu actions through the same directory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -68,6 +68,27 @@ class Outcome:
 
 CommandHandler = Callable[[Context, Any], Outcome]
 ActionHandler = Callable[[Context, Mapping[str, object]], Outcome]
+
+
+@attrs.frozen(kw_only=True)
+class ActionAnswer:
+    """A self-care handler's answer: JSON data, the HTTP status, SMS to deliver in the commit.
+
+    It has the fields of ``gateway.http.ApiResponse``, which the control API reads; services
+    do not import the gateway.
+    """
+
+    body: object
+    status: int = 200
+    replies: tuple[Reply, ...] = ()
+
+
+class ActionRegistry(Protocol):
+    """Where a service's self-care routes go (``gateway.http.ControlApi`` is one)."""
+
+    def add_action(
+        self, method: str, pattern: str, handler: Callable[[Any], Any], *, atomic: bool = True
+    ) -> None: ...
 
 
 class UnknownAction(LookupError):

@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Final, cast
 
 import attrs
 
@@ -45,7 +45,7 @@ from parsers.commands import AcceptShareInvitation
 from services import charging
 from services.charging import FeeResult
 from services.clock import parse_duration
-from services.dispatch import Outcome, Screen, ServiceDirectory
+from services.dispatch import ActionAnswer, ActionRegistry, Outcome, Screen, ServiceDirectory
 from services.model import (
     DomainError,
     InvalidValue,
@@ -1012,22 +1012,8 @@ class SelfCare:
     world: World
 
 
-@attrs.frozen(kw_only=True)
-class SelfCareAnswer:
-    """A self-care answer as ``gateway.http.ApiResponse`` has it (services do not import the
-    gateway): JSON data, the HTTP status, the SMS to deliver in the same commit."""
-
-    body: object
-    status: int = 200
-    replies: tuple[Reply, ...] = ()
-
-
-class ActionRegistry(Protocol):
-    """Where self-care routes go (``gateway.http.ControlApi`` is one)."""
-
-    def add_action(
-        self, method: str, pattern: str, handler: Callable[[Any], Any], *, atomic: bool = True
-    ) -> None: ...
+#: The self-care answer and route registry are the dispatch contract's (shared by services).
+SelfCareAnswer = ActionAnswer
 
 
 def _mounted(world: World, handler: ApiHandler, status: int) -> Callable[[Any], SelfCareAnswer]:

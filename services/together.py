@@ -69,7 +69,14 @@ from parsers.commands import CreateTogetherGroup, JoinTogetherGroup, LeaveTogeth
 from parsers.msisdn import api_number
 from services.charging import FeeContext
 from services.clock import DAY, add_months, parse_duration
-from services.dispatch import Context, Outcome, Screen, ServiceDirectory
+from services.dispatch import (
+    ActionAnswer,
+    ActionRegistry,
+    Context,
+    Outcome,
+    Screen,
+    ServiceDirectory,
+)
 from services.model import (
     DomainError,
     FeeAdjustment,
@@ -1241,28 +1248,7 @@ class ActionRequest(Protocol):
     def now(self) -> int: ...
 
 
-@attrs.frozen(kw_only=True)
-class ActionAnswer:
-    """A self-care handler's answer: JSON data, HTTP status, SMS to deliver in the commit.
-
-    It has the fields of ``gateway.http.ApiResponse``, which the API reads; services do not
-    import the gateway.
-    """
-
-    body: object
-    status: int = 200
-    replies: tuple[Reply, ...] = ()
-
-
 ActionHandler = Callable[[Any], ActionAnswer]
-
-
-class ActionRegistry(Protocol):
-    """Where self-care routes go (``gateway.http.ControlApi`` is one)."""
-
-    def add_action(
-        self, method: str, pattern: str, handler: Callable[[Any], Any], *, atomic: bool = True
-    ) -> None: ...
 
 
 class MissingField(DomainError):
