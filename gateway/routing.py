@@ -145,17 +145,20 @@ class ServiceRegistry:
         self._profile_of = profile_of
         self._unknown = unknown_service
         self._sms: dict[tuple[str | None, str], MoHandler] = {}
+        self._sms_numbers: set[str] = set()
         self._ussd: dict[tuple[str | None, str], MoHandler] = {}
         self.ussd_override: MoHandler | None = None
 
     def register_sms(self, profile: str | None, short_number: str, handler: MoHandler) -> None:
         self._sms[profile, short_number] = handler
+        self._sms_numbers.add(short_number)
 
     def register_ussd(self, profile: str | None, service_code: str, handler: MoHandler) -> None:
         self._ussd[profile, service_code] = handler
 
     def is_service_number(self, destination: str) -> bool:
-        return any(number == destination for _, number in self._sms) or len(destination) <= 6
+        # Once per submit_sm: a set lookup, not a walk over every registration.
+        return destination in self._sms_numbers or len(destination) <= 6
 
     def dispatch(self, mo: MobileOriginated) -> list[Outgoing]:
         if mo.channel == "ussd" and self.ussd_override is not None:

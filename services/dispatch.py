@@ -18,7 +18,7 @@ menus, and calls command handlers and menu actions through the same directory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Literal, Protocol
 
 import attrs
@@ -89,6 +89,35 @@ class ActionRegistry(Protocol):
     def add_action(
         self, method: str, pattern: str, handler: Callable[[Any], Any], *, atomic: bool = True
     ) -> None: ...
+
+
+#: A plain self-care handler: ``(world, path params, JSON body, now) -> (JSON data, SMS)``.
+SelfCareHandler = Callable[
+    [Any, Mapping[str, str], Mapping[str, object], int], tuple[object, list[Reply]]
+]
+
+
+def mount_routes(
+    api: ActionRegistry,
+    world: object,
+    routes: Iterable[tuple[str, str, SelfCareHandler]],
+    *,
+    created: Collection[SelfCareHandler] = (),
+) -> None:
+    """Mount ``(method, pattern, handler)`` routes on the control API; handlers in
+    ``created`` answer 201, the others 200."""
+    for method, pattern, handler in routes:
+        api.add_action(
+            method, pattern, _mounted(world, handler, 201 if handler in created else 200)
+        )
+
+
+def _mounted(world: object, handler: SelfCareHandler, status: int) -> Callable[[Any], ActionAnswer]:
+    def call(request: Any) -> ActionAnswer:
+        body, replies = handler(world, request.params, request.body, request.now)
+        return ActionAnswer(body=body, status=status, replies=tuple(replies))
+
+    return call
 
 
 class UnknownAction(LookupError):

@@ -96,6 +96,7 @@ from services.dispatch import (
     Outcome,
     Screen,
     ServiceDirectory,
+    mount_routes,
 )
 from services.model import (
     DomainError,
@@ -2410,16 +2411,6 @@ class SelfCare:
 SelfCareAnswer = ActionAnswer
 
 
-def _mounted(world: World, handler: ApiHandler, status: int) -> Callable[[Any], SelfCareAnswer]:
-    def call(request: Any) -> SelfCareAnswer:
-        body, replies = handler(world, request.params, request.body, request.now)
-        return SelfCareAnswer(body=body, status=status, replies=tuple(replies))
-
-    return call
-
-
 def add_routes(api: ActionRegistry, service: SelfCare) -> None:
     """Mount ``ROUTES`` on the control API (``gateway.http.ControlApi.add_action``)."""
-    for method, pattern, handler in ROUTES:
-        status = 201 if handler in _CREATED else 200
-        api.add_action(method, pattern, _mounted(service.world, handler, status))
+    mount_routes(api, service.world, ROUTES, created=_CREATED)

@@ -356,6 +356,11 @@ def test_gw_06_validity_period_formats(value: str, expected: int | None) -> None
 
 
 def test_gw_06_bad_validity_period_refused() -> None:
-    """GW-06: an unparseable validity period is refused with ESME_RINVEXPIRY (or its codec status)."""
+    """GW-06: a validity period of the right form but an impossible date → ESME_RINVEXPIRY."""
     with pytest.raises(ValueError):
-        parse_smpp_time("991399999999000R"[:15] + "X", 0)
+        parse_smpp_time("261399120000000+", 0)  # month 13
+    h = Harness()
+    sender = h.bind("^79160000001$")
+    (resp,) = h.send(sender, submit(A, C, validity_period="261399120000000+"))
+    assert resp.status == CommandStatus.ESME_RINVEXPIRY
+    assert h.router.held_count() == 0
