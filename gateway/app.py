@@ -286,7 +286,7 @@ class Gateway:
         )
         self.api.token = ensure_api_token(self.world)
         self.http_port = self.reactor.listenTCP(
-            self.config.http_port, self.api.site(), interface=self.config.http_host
+            self.config.http_port, self.api.site(self.reactor), interface=self.config.http_host
         )
         self._ticker.start(1.0, now=False)
 

@@ -2,7 +2,11 @@
 
 It binds (transceiver by default), sends SMS and USSD as the subscribers it plays, and
 collects every deliver_sm the gateway sends, answering each.  It is blocking (smpplib is)
-and not thread-safe; run it in a thread from Twisted code.
+and not thread-safe; run it in a thread from Twisted code.  For a caller that waits on
+other input too (the ``ussdsim dial`` handset waits on the keyboard), :meth:`SmppClient.fileno`
+can go into ``select`` and :meth:`SmppClient.read_one` handles what came;
+:meth:`SmppClient.next_message` polls without raising; :class:`SmsJoiner` puts the parts of
+a concatenated SMS back together (GW-09) and :func:`status_name` names an SMPP status.
 
 Two habits of smpplib 2.2.4 are mended here (DESIGN.md, "Known traps"): its DeliverSM
 does not know the ``ussd_service_op`` TLV and raises ``KeyError`` on it, so the TLV is
@@ -65,6 +69,8 @@ class Received:
     receipted_message_id: str | None = None
     message_state: int | None = None
     sequence: int = 0
+    #: where this part sits in a concatenated SMS (UDH or sar_* TLVs), None for a whole one
+    concat: coding.Concat | None = None
 
     @property
     def is_receipt(self) -> bool:
@@ -89,8 +95,18 @@ def _decode(pdu: Any) -> Received:
     if isinstance(body, str):
         body = body.encode("latin-1")
     payload = body
+    concat: coding.Concat | None = None
     if (pdu.esm_class or 0) & 0x40:
-        _, payload = coding.parse_udh(body)
+        try:
+            concat, payload = coding.parse_udh(body)
+        except coding.CodingError:
+            concat, payload = None, body  # a broken UDH: shown as it came
+    elif getattr(pdu, "sar_total_segments", None) and getattr(pdu, "sar_segment_seqnum", None):
+        concat = coding.Concat(
+            int(getattr(pdu, "sar_msg_ref_num", 0) or 0),
+            int(pdu.sar_total_segments),
+            int(pdu.sar_segment_seqnum),
+        )
     try:
         text = coding.decode_text(payload, pdu.data_coding or 0)
     except coding.CodingError:
@@ -108,7 +124,81 @@ def _decode(pdu: Any) -> Received:
         receipted_message_id=_text(getattr(pdu, "receipted_message_id", None)) or None,
         message_state=getattr(pdu, "message_state", None),
         sequence=pdu.sequence,
+        concat=concat,
     )
+
+
+def status_name(status: int) -> str:
+    """The SMPP 3.4 §5.1.3 name of a command_status (``ESME_RINVPASWD``), or its hex value."""
+    from gateway.pdu import CommandStatus  # here: the codec is slow to import, rarely needed
+
+    try:
+        return CommandStatus(status).name
+    except ValueError:
+        return f"0x{status:08X}" if status >= 0 else "no status"
+
+
+@attrs.frozen(kw_only=True)
+class Sms:
+    """One whole SMS as a handset shows it: its concatenated parts rejoined (GW-09)."""
+
+    source: str
+    destination: str
+    text: str
+    data_coding: int
+    parts: int = 1
+
+
+class SmsJoiner:
+    """Rejoins the parts of concatenated SMS as they arrive (``coding.Reassembler`` underneath).
+
+    Time is passed in (``now``, seconds): a message whose parts have not all come within
+    ``timeout`` of its first is given up and reported by :meth:`incomplete`.
+    """
+
+    def __init__(self, timeout: float = 60.0) -> None:
+        self._reassembler = coding.Reassembler(timeout=timeout)
+
+    def add(self, item: Received, now: float) -> Sms | None:
+        """Take one deliver_sm; the whole SMS once its last part is in (at once if whole)."""
+        if item.concat is None:
+            return Sms(
+                source=item.source,
+                destination=item.destination,
+                text=item.text,
+                data_coding=item.data_coding,
+            )
+        key = (item.source, item.destination)
+        payload = item.short_message
+        if item.esm_class & 0x40:
+            payload = coding.parse_udh(item.short_message)[1]
+        try:
+            whole = self._reassembler.add(key, item.concat, payload, item.data_coding, now)
+        except coding.CodingError:
+            return Sms(
+                source=item.source,
+                destination=item.destination,
+                text=item.text,
+                data_coding=item.data_coding,
+            )
+        if whole is None:
+            return None
+        try:
+            text = coding.decode_text(whole, item.data_coding)
+        except coding.CodingError:
+            text = whole.decode("latin-1")
+        return Sms(
+            source=item.source,
+            destination=item.destination,
+            text=text,
+            data_coding=item.data_coding,
+            parts=item.concat.total,
+        )
+
+    def incomplete(self, now: float) -> list[coding.Expired]:
+        """The partial messages given up by ``now`` (all of them with ``now=math.inf``);
+        each one's ``key`` is its (source, destination)."""
+        return self._reassembler.expire(now)
 
 
 class SmppClient:
@@ -148,6 +238,7 @@ class SmppClient:
         try:
             self._client.connect()
         except smpplib.exceptions.ConnectionError as exc:
+            self._client.disconnect()  # the socket was made: close it, or it leaks
             raise ClientError(f"cannot connect to {self.host}:{self.port}") from exc
         binder = getattr(self._client, f"bind_{self.bind_type}")
         try:
@@ -160,7 +251,8 @@ class SmppClient:
             status = exc.args[1] if len(exc.args) > 1 else -1
             self._client.disconnect()
             raise ClientError(f"bind refused: {exc.args[0]}", status) from exc
-        except smpplib.exceptions.ConnectionError as exc:
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            self._client.disconnect()
             raise ClientError("no answer to bind") from exc
 
     def close(self) -> None:
@@ -308,6 +400,30 @@ class SmppClient:
             incoming = self._read(deadline)
             if incoming is None and time.monotonic() >= deadline:
                 raise ClientError("nothing arrived in time")
+
+    def next_message(
+        self, predicate: Callable[[Received], bool] = lambda r: True, timeout: float = 0.0
+    ) -> Received | None:
+        """:meth:`wait_for` that gives None instead of raising when nothing matches in time;
+        ``timeout=0`` only looks at what has already arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for item in list(self.inbox):
+                if predicate(item):
+                    self.inbox.remove(item)
+                    return item
+            if self._read(deadline) is None:
+                return None
+
+    def read_one(self, timeout: float) -> bool:
+        """Read and handle one PDU if one comes within ``timeout`` seconds (a deliver_sm is
+        answered and lands in :attr:`inbox`); False if none came."""
+        return self._read(time.monotonic() + timeout) is not None
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for ``select`` beside other input (-1 when closed)."""
+        sock = self._client._socket
+        return -1 if sock is None else int(sock.fileno())
 
     def drain(self, seconds: float = 0.2) -> list[Received]:
         """Everything that arrives within ``seconds`` (and what had arrived before)."""

@@ -18,6 +18,9 @@ log, and through which each service offers its self-care actions (DESIGN.md, "Co
     GET    /api/v1/clock                            {"now", "iso", "offset"}
     POST   /api/v1/clock/advance                    {"seconds": N} or {"duration": "1h30m"}
     GET    /api/v1/messages?msisdn=&limit=          every MO and MT of a number, oldest first
+    GET    /api/v1/messages?after=ID&msisdn=&limit= the log past a cursor, by id: all numbers
+                                                    unless msisdn; "next" is the cursor to
+                                                    pass on, "last_id" the newest id now
 
 **Token.** GET (and HEAD) needs nothing; every other method needs
 ``Authorization: Bearer <token>``.  The token is made once per state file
@@ -494,8 +497,11 @@ class ControlApi:
         """(method, pattern) of every route, in registration order."""
         return tuple((route.method, route.pattern) for route in self._routes)
 
-    def site(self) -> server.Site:
-        site = server.Site(self.resource)  # type: ignore[no-untyped-call]
+    def site(self, reactor: Any = None) -> server.Site:
+        """The twisted.web site, timed by ``reactor`` (default: Twisted's global reactor)."""
+        # A gateway on a private reactor (the pytest plugin's) must not have its HTTP
+        # timeouts scheduled on the global one, which may never run.
+        site = server.Site(self.resource, reactor=reactor)  # type: ignore[no-untyped-call]
         site.noisy = False
         return site
 
@@ -815,14 +821,36 @@ class ControlApi:
 
     def _messages(self, request: ApiRequest) -> ApiResponse:
         query = request.query
-        _check_query(query, "msisdn", "limit")
+        _check_query(query, "msisdn", "limit", "after")
+        if "after" in query:
+            return self._messages_after(query)
         if not query.get("msisdn"):
-            raise MissingField("query parameter 'msisdn' is required", field="msisdn")
+            raise MissingField("query parameter 'msisdn' (or 'after') is required", field="msisdn")
         msisdn = query["msisdn"]
         limit = _query_whole(query, "limit", 100, 1, MAX_MESSAGES)
         found = self.host.store.messages_for(msisdn, limit=limit)
         return ApiResponse(
             body={"msisdn": msisdn, "messages": [message_json(m, msisdn) for m in reversed(found)]}
+        )
+
+    def _messages_after(self, query: Mapping[str, str]) -> ApiResponse:
+        """The log past a cursor (``ussdsim watch`` polls it): ids above ``after``, in order."""
+        if "msisdn" in query and not query["msisdn"]:
+            raise MissingField("query parameter 'msisdn' is empty", field="msisdn")
+        msisdn = query.get("msisdn")
+        after = _query_whole(query, "after", 0, 0, 2**63 - 1)
+        limit = _query_whole(query, "limit", 100, 1, MAX_MESSAGES)
+        store = self.host.store
+        found = store.messages_after(after, msisdn=msisdn, limit=limit)
+        return ApiResponse(
+            body={
+                "msisdn": msisdn,
+                "after": after,
+                # Without an msisdn a person-to-person SMS is seen from its sender: "mo".
+                "messages": [message_json(m, msisdn or m.source_addr) for m in found],
+                "next": found[-1].id if found else after,
+                "last_id": store.last_message_id(),
+            }
         )
 
 
@@ -906,7 +934,9 @@ def _message_body(message: StoredMessage) -> tuple[bytes, list[int] | None]:
 
 
 def message_json(message: StoredMessage, msisdn: str) -> dict[str, object]:
-    """One entry of the message log, as seen from ``msisdn``."""
+    """One entry of the message log, as seen from ``msisdn``.  ``ussd_op`` is the
+    ``ussd_service_op`` a USSD message went out with (2 menu, 17 final text, as the receiving
+    account's dialect wrote it); None for SMS and for a USSD MO, whose op is not kept."""
     try:
         body, part = _message_body(message)
         text_: str | None = coding.decode_text(body, message.data_coding)
@@ -923,11 +953,19 @@ def message_json(message: StoredMessage, msisdn: str) -> dict[str, object]:
         status = P.MessageState(message.state).name
     except ValueError:
         status = str(message.state)
+    ussd_op = None
+    if message.kind in _USSD_KINDS and message.tlvs:
+        try:
+            ops = [t.value for t in P.decode_tlvs(message.tlvs) if t.tag == P.Tag.USSD_SERVICE_OP]
+        except P.PduError:
+            ops = []
+        ussd_op = ops[0][0] if ops and ops[0] else None
     return {
         "id": message.id,
         "at": message.submitted_at,
         "direction": direction,
         "channel": "ussd" if message.kind in _USSD_KINDS else "sms",
+        "ussd_op": ussd_op,
         "kind": message.kind,
         "source": message.source_addr,
         "destination": message.destination_addr,

@@ -267,3 +267,26 @@ class SqliteStore:
             (msisdn, msisdn, limit),
         ).fetchall()
         return [StoredMessage._make(row) for row in rows]
+
+    def messages_after(
+        self, after: int, *, msisdn: str | None = None, limit: int = 100
+    ) -> list[StoredMessage]:
+        """The messages with an id above ``after``, oldest first: a cursor over the whole log
+        (only those from or to ``msisdn`` when given).  Ids are handed out in order and every
+        pending row is written before the read, so nothing appears later below a cursor."""
+        self._write_pending()
+        sql = f"SELECT {_COLUMNS} FROM messages WHERE id > ?"
+        args: tuple[object, ...] = (after,)
+        if msisdn is not None:
+            sql = (
+                f"SELECT {_COLUMNS} FROM messages"
+                " WHERE id > ? AND (source_addr = ? OR destination_addr = ?)"
+            )
+            args = (after, msisdn, msisdn)
+        rows = self._db.execute(f"{sql} ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [StoredMessage._make(row) for row in rows]
+
+    def last_message_id(self) -> int:
+        """The newest id in the message log (0 when it is empty): where a cursor starts."""
+        self._write_pending()
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0])

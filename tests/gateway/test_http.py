@@ -614,11 +614,45 @@ def test_message_log_decodes_every_mo_and_mt(gw: Gateway) -> None:
         (f"?msisdn={SMART}&limit=0", "invalid_value"),
         (f"?msisdn={SMART}&limit=x", "wrong_type"),
         (f"?msisdn={SMART}&since=1", "unknown_field"),
+        ("?after=-1", "invalid_value"),
+        ("?after=x", "wrong_type"),
+        ("?after=0&limit=1001", "invalid_value"),
+        ("?after=0&msisdn=", "missing_field"),
     ],
 )
 def test_message_log_refusals(gw: Gateway, query: str, code: str) -> None:
-    """The message log needs an msisdn and a sane limit."""
+    """The message log needs an msisdn or a cursor, and a sane limit."""
     assert error_of(call(gw, "GET", f"/api/v1/messages{query}")) == (422, code)
+
+
+def test_message_log_after_a_cursor_gives_every_number_in_id_order(gw: Gateway) -> None:
+    """?after=ID: the messages past the cursor of all numbers (or one), oldest first, bounded
+    by limit, with the cursor to pass on and the newest id; a USSD MT shows its op."""
+    start = call(gw, "GET", "/api/v1/messages?after=0&limit=1").body["last_id"]
+    menu = P.encode_tlv(P.Tlv.u8(P.Tag.USSD_SERVICE_OP, 2))
+    _store(gw, kind="ussd_mo", source_addr=SMART, destination_addr="434", short_message=b"*434#")
+    _store(
+        gw, kind="ussd", source_addr="434", destination_addr=SMART, short_message=b"m", tlvs=menu
+    )
+    _store(gw, kind="p2p", source_addr=SUPER, destination_addr="79990000002", short_message=b"a")
+    _store(gw, kind="mo", source_addr=SUPER, destination_addr="111", short_message=b"b")
+
+    page = call(gw, "GET", f"/api/v1/messages?after={start}&limit=3").body
+    shown = [(m["direction"], m["source"], m["text"], m["ussd_op"]) for m in page["messages"]]
+    assert shown == [
+        ("mo", SMART, "*434#", None),
+        ("mt", "434", "m", 2),
+        ("mo", SUPER, "a", None),
+    ]
+    ids = [m["id"] for m in page["messages"]]
+    assert ids == sorted(ids) and ids[0] > start
+    assert page["next"] == ids[-1] and page["last_id"] == ids[-1] + 1 and page["msisdn"] is None
+    rest = call(gw, "GET", f"/api/v1/messages?after={page['next']}").body
+    assert [m["text"] for m in rest["messages"]] == ["b"] and rest["next"] == page["last_id"]
+    empty = call(gw, "GET", f"/api/v1/messages?after={rest['next']}").body
+    assert empty["messages"] == [] and empty["next"] == rest["next"]
+    mine = call(gw, "GET", f"/api/v1/messages?after={start}&msisdn={SMART}").body["messages"]
+    assert [(m["direction"], m["text"]) for m in mine] == [("mo", "*434#"), ("mt", "m")]
 
 
 # -- transport errors -------------------------------------------------------------------------
