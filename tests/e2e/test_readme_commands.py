@@ -1,7 +1,9 @@
 """The README cannot rot: every fenced block marked runnable is run against a live gateway.
 
-A block is runnable when the line just before its fence is ``<!-- readme-test: run -->``.
+A block is runnable when the line just before its fence is ``<!-- readme-test: run -->``:
 ``sh`` blocks run in bash (``set -euo pipefail``), ``python`` blocks in this interpreter.
+A ``python`` block marked ``<!-- readme-test: pytest -->`` is a user's test module: it is
+written to a file and run by pytest, with the ussdsim plugin loaded as any user gets it.
 Each ``##`` section gets a fresh ``ussdsim serve`` (its own state file, in a temporary
 directory that is the block's working directory, so ``ussdsim.sqlite3.token`` is where the
 README says), and the section's blocks run in document order, as a reader would run them.
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-MARK = "<!-- readme-test: run -->"
+MARKS = {"<!-- readme-test: run -->": "run", "<!-- readme-test: pytest -->": "pytest"}
 BLOCK_TIMEOUT = 60.0
 QUIET = ("--log-level", "warning")
 
@@ -38,6 +40,7 @@ class Block:
     line: int
     language: str
     body: str
+    how: str = "run"
 
 
 def runnable_blocks(text: str) -> list[Block]:
@@ -50,13 +53,16 @@ def runnable_blocks(text: str) -> list[Block]:
         line = lines[index]
         if line.startswith("## "):
             section = line[3:].strip()
-        if line.strip() == MARK and index + 1 < len(lines) and lines[index + 1].startswith("```"):
+        how = MARKS.get(line.strip())
+        if how and index + 1 < len(lines) and lines[index + 1].startswith("```"):
             language = lines[index + 1][3:].strip().split(" ")[0]
             end = index + 2
             while not lines[end].startswith("```"):
                 end += 1
             body = "\n".join(lines[index + 2 : end]) + "\n"
-            blocks.append(Block(section=section, line=index + 3, language=language, body=body))
+            blocks.append(
+                Block(section=section, line=index + 3, language=language, body=body, how=how)
+            )
             index = end
         index += 1
     return blocks
@@ -70,21 +76,26 @@ def test_runnable_blocks_are_found_with_their_sections() -> None:
             "```sh",
             "echo unmarked",
             "```",
-            MARK,
+            "<!-- readme-test: run -->",
             "```sh",
             "echo a",
             "```",
             "## Two",
-            MARK,
+            "<!-- readme-test: run -->",
             "```python",
             "print(1)",
+            "```",
+            "<!-- readme-test: pytest -->",
+            "```python",
+            "def test_x(): pass",
             "```",
         ]
     )
     found = runnable_blocks(text)
-    assert [(b.section, b.language, b.body, b.line) for b in found] == [
-        ("One", "sh", "echo a\n", 7),
-        ("Two", "python", "print(1)\n", 12),
+    assert [(b.section, b.language, b.body, b.line, b.how) for b in found] == [
+        ("One", "sh", "echo a\n", 7, "run"),
+        ("Two", "python", "print(1)\n", 12, "run"),
+        ("Two", "python", "def test_x(): pass\n", 16, "pytest"),
     ]
 
 
@@ -145,7 +156,11 @@ def run_block(block: Block, prelude: str, served: Served, workdir: Path) -> None
         "USSDSIM_SMPP": f"127.0.0.1:{served.smpp_port}",
     }
     body = localise(block.body, served)
-    if block.language == "sh":
+    if block.how == "pytest":
+        module = workdir / f"test_readme_line_{block.line}.py"
+        module.write_text(body, encoding="utf-8")
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", module.name]
+    elif block.language == "sh":
         command = ["bash", "-c", "set -euo pipefail\n" + localise(prelude, served) + body]
     elif block.language == "python":
         command = [sys.executable, "-c", body]
