@@ -78,7 +78,9 @@ class SmppServerProtocol(protocol.Protocol):
             now=factory.reactor.seconds(),
             observe=self._observe if factory.log_pdus else None,
         )
-        self.link = Link(self.conn_id, session, self._write, self._close_now)
+        self.link = Link(
+            self.conn_id, session, self._write, self._close_now, seconds=factory.reactor.seconds
+        )
         factory.router.connect(self.link)
         factory.connections[self.conn_id] = self
         self.log.info("connection_made")

@@ -97,6 +97,10 @@ class Link:
     close: Callable[[], None]
     address_range: re.Pattern[str] | None = None
     queue: deque[StoredMessage] = attrs.Factory(deque)
+    #: The session's own clock (the reactor's), which its response timers run on.  The
+    #: router's ``now`` is simulated time, which a tester moves: stamping a deliver_sm with
+    #: it would time the delivery out at once, or only after the jump (plugin, serve).
+    seconds: Callable[[], float] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -749,7 +753,7 @@ class Router:
                     tlvs=tlvs,
                 ),
                 message,
-                now,
+                link.seconds() if link.seconds is not None else now,
             )
             self._dirty.add(link)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import structlog
 from structlog.testing import capture_logs
 from twisted.internet.address import IPv4Address
@@ -195,3 +196,34 @@ def test_gw_06_submit_answered_only_after_commit() -> None:
     assert isinstance(resp, P.SubmitSmResp) and resp.status == 0
     stored = store.connection.execute("SELECT count(*) FROM messages").fetchone()[0]
     assert stored == 1 and not store.connection.in_transaction
+
+
+def test_gw_02_deliver_sm_times_out_on_the_session_clock_not_the_simulated_one() -> None:
+    """GW-02: an unanswered deliver_sm times out response_timeout after it left, whichever
+    way a tester has moved the simulated clock (ahead: not only after the jump; behind: not
+    at once)."""
+    for offset in (3600, -3600):
+        reactor = MemoryReactorClock()
+        reactor.advance(100_000)
+        router = Router(SqliteStore(), ServiceRegistry(lambda m: None, unknown_service), CONFIG)
+        factory = SmppServerFactory(
+            CONFIG, router, reactor, lambda r=reactor, o=offset: int(r.seconds()) + o
+        )
+        proto, transport = connect(factory)
+        send(
+            proto,
+            reactor,
+            P.BindTransceiver(
+                sequence=1, system_id="tester", password="secret", address_range="79160000002"
+            ),
+        )
+        received(transport)
+        submit = P.SubmitSm(sequence=2, source_addr="79160000001", destination_addr="79160000002")
+        send(proto, reactor, attrs.evolve(submit, short_message=b"hi"))
+        resp, deliver = received(transport)
+        assert isinstance(resp, P.SubmitSmResp) and isinstance(deliver, P.DeliverSm)
+        session = proto.link.session
+        reactor.advance(CONFIG.response_timeout - 1)
+        assert session.outstanding_deliveries == 1, offset  # not timed out early
+        reactor.advance(2)
+        assert session.outstanding_deliveries == 0, offset  # timed out, on time
