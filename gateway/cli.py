@@ -35,8 +35,8 @@ happened::
          status by name, e.g. ESME_RTHROTTLED), no screen within --timeout, the dialogue
          ended with answers unused, fewer than --count replies, the connection lost
     2    bad arguments (argparse's one line: a malformed MSISDN, USSD code or HOST:PORT)
-    3    dial, sms, watch: could not connect (refused, no such host) or bind (a wrong
-         system_id or password); the API commands say 1 for an unreachable API
+    3    could not connect (refused, no such host: the SMPP port or the control API) or
+         bind (a wrong system_id or password)
     130  interrupted: Ctrl-C in a scripted dial, in sms or in an API command
 """
 
@@ -1110,7 +1110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.run(args)
     except CommandFailed as exc:
         print(f"ussdsim: {exc}", file=sys.stderr)
-        return exc.code
+        return EXIT_UNREACHABLE if exc.unreachable else exc.code
     except KeyboardInterrupt:
         print("ussdsim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

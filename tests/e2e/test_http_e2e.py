@@ -349,10 +349,10 @@ def test_cli_subscriber_create_show_and_usage(
 
 
 @pytest_twisted.inlineCallbacks
-def test_cli_failures_are_one_line_with_exit_1(
+def test_cli_failures_are_one_line_with_their_exit_status(
     gateway: Gateway, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> Any:
-    """A refusal of the API or an unreachable API: one line on stderr, exit status 1."""
+    """A refusal of the API: one line on stderr, exit status 1; an unreachable API: 3."""
     base = base_of(gateway)
     runs = [
         ["clock", "advance", "1h", "--api", base],  # no token anywhere
@@ -366,8 +366,9 @@ def test_cli_failures_are_one_line_with_exit_1(
         "cannot reach the control API",
         "invalid_value: ",
     ]
-    for argv, start in zip(runs, expected, strict=True):
-        assert (yield in_thread(main, argv)) == 1, argv
+    statuses = [1, 1, 3, 1]
+    for argv, start, status in zip(runs, expected, statuses, strict=True):
+        assert (yield in_thread(main, argv)) == status, argv
         captured = capsys.readouterr()
         assert captured.out == ""
         assert captured.err.count("\n") == 1 and start in captured.err, captured.err
