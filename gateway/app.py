@@ -25,7 +25,7 @@ from gateway.protocol import SmppServerFactory
 from gateway.routing import MobileOriginated, Outgoing, Router, ServiceRegistry
 from parsers import ParseError, parse_sms
 from services import charging
-from services.clock import SimClock
+from services.clock import SimClock, TimeSource
 from services.dispatch import Context, Outcome, ServiceDirectory
 from services.outbox import Reply, render, render_template
 from services.profiles import Profiles, load_profiles
@@ -93,12 +93,15 @@ class Gateway:
         profiles: Profiles | None = None,
         load_demo: bool = True,
         log: Any = None,
+        time_source: TimeSource | None = None,
     ) -> None:
         self.config = config
         self.reactor = reactor
         self.store = store if store is not None else SqliteStore(config.state_path)
         self.profiles = profiles if profiles is not None else load_profiles()
-        self.clock = SimClock(reactor)
+        # Simulated time runs on the reactor's clock unless told otherwise (the pytest
+        # plugin's clock stands still); the SMPP sessions' timers always use the reactor's.
+        self.clock = SimClock(time_source if time_source is not None else reactor)
         self.world = World(self.store, self.profiles, self.clock)
         self.registry = ServiceRegistry(self.profile_of, self._unknown_service)
         self.directory = ServiceDirectory()
