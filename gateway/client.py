@@ -434,6 +434,19 @@ class SmppClient:
         self.inbox.clear()
         return items
 
+    def drain_sms(self, seconds: float = 0.2) -> list[Sms]:
+        """The whole SMS that arrive within ``seconds`` (and before), concatenated parts
+        rejoined, in the order their last part came; USSD screens and receipts are left out,
+        and a message still missing parts at the end is not returned."""
+        joiner = SmsJoiner()
+        whole: list[Sms] = []
+        for item in self.drain(seconds):
+            if item.ussd_service_op is None and not item.is_receipt:
+                sms = joiner.add(item, 0.0)
+                if sms is not None:
+                    whole.append(sms)
+        return whole
+
     # -- USSD (GW-10) ----------------------------------------------------------------------------
 
     def dial(self, msisdn: str, code: str, *, its_session_info: int | None = None) -> Received:

@@ -11,6 +11,11 @@ The README's default ports (SMPP 2775, HTTP 8775) are rewritten to the free port
 gateway got; shell variables assigned in earlier runnable blocks (``API=…``) are carried
 into later ones, like a reader's terminal.  A block passes when it exits 0, prints no
 traceback and no control-API error object (``"error":``).
+
+Two shell blocks are not marked, on purpose: the README's opening two commands (install and
+serve, install and run this suite: ``.ci/run`` runs the second verbatim on a clean checkout,
+and the first's ``serve`` is what every section here starts) and the Development block
+(this suite again, plus ruff and mypy, which ``tests/test_codebase.py`` runs).
 """
 
 from __future__ import annotations

@@ -266,3 +266,30 @@ def test_gw_09_long_cyrillic_sms_arrives_in_concatenated_ucs2_parts(gateway: Gat
         assert item.short_message[:5] == bytes([5, 0, 3, 0x2A, 5])
         rejoined += item.short_message[6:]
     assert rejoined.decode("utf-16-be") == text
+
+
+@pytest_twisted.inlineCallbacks
+def test_gw_09_a_handset_reads_long_sms_whole_and_skips_screens_and_receipts(
+    gateway: Gateway,
+) -> Any:
+    """GW-09: ``SmppClient.drain_sms`` gives each concatenated SMS once, whole, in arrival
+    order, and leaves out USSD screens and delivery receipts."""
+    long_text = ("Получихте 30 мин. от 0881000001 с услугата Time Share. " * 4)[:200]
+
+    def run() -> tuple[Any, Any]:
+        with (
+            client(gateway, address_range=A) as sender,
+            client(gateway, system_id="other", password="other", address_range=B) as receiver,
+        ):
+            sender.send_sms(A, B, long_text, registered_delivery=1)
+            sender.send_sms(A, B, "short one")
+            receiver.dial(B, "*123#")  # a screen waits in the receiver's inbox too
+            whole = receiver.drain_sms(0.5)
+            return whole, sender.drain_sms(0.5)  # the sender's inbox: receipts only
+
+    whole, receipts_only = yield in_thread(run)
+    assert [(s.source, s.destination, s.text, s.parts) for s in whole] == [
+        (A, B, long_text, 3),  # 200 UCS2 characters: 67 a part
+        (A, B, "short one", 1),
+    ]
+    assert receipts_only == []
