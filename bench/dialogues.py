@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -131,11 +132,13 @@ def serve(args: argparse.Namespace) -> None:
 
 
 @contextmanager
-def server(handsets: int, state_dir: str) -> Iterator[tuple[int, int]]:
+def server(handsets: int, state_dir: str, profile: str | None = None) -> Iterator[tuple[int, int]]:
     port = free_port()
     state = str(Path(state_dir) / "dialogues.sqlite3")
     cmd = [sys.executable, str(Path(__file__)), "serve", "--port", str(port)]
     cmd += ["--handsets", str(handsets), "--state", state]
+    if profile:
+        cmd += ["--profile", profile]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -288,7 +291,7 @@ async def drive(port: int, binds: int, per_bind: int, steps: int) -> dict[str, A
         msisdns = [handset_msisdn(i) for i in range(first, first + per_bind)]
         handsets = scripts(first, per_bind, total)
         _, proto = await loop.create_connection(
-            lambda h=handsets, m=msisdns: Bind(runner, h, m), "127.0.0.1", port
+            functools.partial(Bind, runner, handsets, msisdns), "127.0.0.1", port
         )
         protocols.append(proto)
     await asyncio.gather(*(p.bound for p in protocols))
@@ -320,7 +323,10 @@ async def drive(port: int, binds: int, per_bind: int, steps: int) -> dict[str, A
 def measure_smpp(args: argparse.Namespace) -> dict[str, Any]:
     handsets = args.binds * args.per_bind
     runs = []
-    with tempfile.TemporaryDirectory() as state_dir, server(handsets, state_dir) as (port, pid):
+    with (
+        tempfile.TemporaryDirectory() as state_dir,
+        server(handsets, state_dir, args.server_profile) as (port, pid),
+    ):
         asyncio.run(drive(port, args.binds, args.per_bind, max(6000, args.steps // 10)))
         for _ in range(args.repeat):
             before = cpu_seconds(pid)
@@ -420,6 +426,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=["smpp", "process", "memory"])
+    parser.add_argument(
+        "--server-profile",
+        metavar="FILE",
+        help="run the SMPP server under cProfile (warm-up included) and dump its stats here",
+    )
     args = parser.parse_args(argv)
     if args.mode == "serve":
         serve(args)

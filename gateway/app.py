@@ -184,6 +184,10 @@ class Gateway:
         profile = self.dialogues.profile_of(mo.source) or self.profile_of(mo.source)
         if profile is None:
             return unknown_service(mo, None)
+        # As for an SMS to a service: a change a menu action makes joins the router's commit
+        # (one per reactor turn, before any resp or deliver_sm is written) instead of
+        # committing on its own inside the dialogue step.
+        self.store.begin()
         turn = self.dialogues.handle(
             msisdn=mo.source,
             profile=profile,

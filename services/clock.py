@@ -216,7 +216,19 @@ def next_day_of_month(at: int, day: int, *, utc_offset: int = 0) -> int:
     return candidate
 
 
+#: Local minute (``(at + utc_offset) // 60``) and whether the time is shown → the text: every
+#: confirmation of one minute says the same, and strftime costs more than the lookup.
+_FORMATTED: dict[tuple[int, bool], str] = {}
+
+
 def format_time(at: int, utc_offset: int = 0, *, with_time: bool = True) -> str:
     """``dd.mm.yyyy HH:MM`` (or the date alone) in the profile's local time."""
-    local = _dt.datetime.fromtimestamp(at, _zone(utc_offset))
-    return local.strftime("%d.%m.%Y %H:%M" if with_time else "%d.%m.%Y")
+    key = ((at + utc_offset) // 60, with_time)
+    text = _FORMATTED.get(key)
+    if text is None:
+        local = _dt.datetime.fromtimestamp(at, _zone(utc_offset))
+        text = local.strftime("%d.%m.%Y %H:%M" if with_time else "%d.%m.%Y")
+        if len(_FORMATTED) >= 4096:
+            _FORMATTED.clear()
+        _FORMATTED[key] = text
+    return text

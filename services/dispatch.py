@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
-from services.outbox import Params, Reply
+from services.outbox import Params, Reply, as_params
 
 Channel = Literal["sms", "ussd"]
 
@@ -50,7 +50,7 @@ class Screen:
     """
 
     template: str
-    params: Params = attrs.field(factory=Params, converter=Params)
+    params: Params = attrs.field(factory=Params, converter=as_params)
     end: bool = True
 
 

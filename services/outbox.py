@@ -10,6 +10,11 @@ currency, e.g. ``52,00 ₽`` or ``0,50 лв.``) and ``{until:datetime}`` / ``{un
 (clock seconds in the profile's local time).  Every module that emits a template key
 declares it with ``require_template`` at import time; ``check_templates`` then proves each
 profile has every key it needs with no placeholder the code does not supply.
+
+A template text is parsed once, on first use, into its literal parts and named fields
+(``_compiled``); rendering then joins them, which is what ``string.Formatter`` would produce
+but without re-parsing the text for every message.  A text with anything beyond plain named
+fields (attribute or index lookups, nested specs) keeps the general ``Formatter`` path.
 """
 
 from __future__ import annotations
@@ -105,6 +110,69 @@ def _whole(value: object, spec: str) -> int:
     return value
 
 
+#: A parsed template: literal text, then per field its name, conversion and format spec.
+_Field = tuple[str, str | None, str]
+_Compiled = tuple[tuple[str, ...], tuple[_Field, ...]]
+#: Template text → its parts, or None when only the general Formatter can render it.  Keyed by
+#: the text itself (the profiles' templates are a fixed set), so a profile's change of a text
+#: is simply another key.
+_COMPILED: dict[str, _Compiled | None] = {}
+_COMPILED_LIMIT: Final = 10_000
+
+
+def _compile(template: str) -> _Compiled | None:
+    literals: list[str] = []
+    fields: list[_Field] = []
+    pending = ""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError:
+        return None  # malformed: the Formatter path raises the error the caller expects
+    for literal, name, spec, conversion in parsed:
+        pending += literal
+        if name is None:
+            continue
+        if not name.isidentifier() or (spec and "{" in spec):
+            return None
+        if conversion not in (None, "r", "s", "a"):
+            return None
+        literals.append(pending)
+        fields.append((name, conversion, spec or ""))
+        pending = ""
+    literals.append(pending)
+    return tuple(literals), tuple(fields)
+
+
+def _compiled(template: str) -> _Compiled | None:
+    try:
+        return _COMPILED[template]
+    except KeyError:
+        pass
+    if len(_COMPILED) >= _COMPILED_LIMIT:
+        _COMPILED.clear()
+    compiled = _COMPILED[template] = _compile(template)
+    return compiled
+
+
+def _format(profile: Profile, value: object, conversion: str | None, spec: str) -> str:
+    """One field as ``_Formatter`` formats it (conversion first, then the spec)."""
+    if conversion == "s":
+        value = str(value)
+    elif conversion == "r":
+        value = repr(value)
+    elif conversion == "a":
+        value = ascii(value)
+    if spec == "money":
+        return profile.format_money(_whole(value, "money"))
+    if spec in ("datetime", "date"):
+        return format_time(
+            _whole(value, spec), profile.settings.utc_offset, with_time=spec == "datetime"
+        )
+    if not spec and type(value) is str:
+        return value
+    return format(value, spec)
+
+
 def render_template(profile: Profile, key: str, params: Mapping[str, object]) -> str:
     """The text of template ``key`` of ``profile`` filled with ``params``."""
     try:
@@ -112,7 +180,17 @@ def render_template(profile: Profile, key: str, params: Mapping[str, object]) ->
     except KeyError:
         raise TemplateError(f"profile {profile.name!r} has no template {key!r}") from None
     try:
-        return str(_Formatter(profile).vformat(template, (), params))
+        compiled = _compiled(template)
+        if compiled is None:
+            return str(_Formatter(profile).vformat(template, (), params))
+        literals, fields = compiled
+        if not fields:
+            return literals[0]
+        out = [literals[0]]
+        for (name, conversion, spec), literal in zip(fields, literals[1:], strict=True):
+            out.append(_format(profile, params[name], conversion, spec))
+            out.append(literal)
+        return "".join(out)
     except KeyError as exc:
         raise TemplateError(
             f"template {key!r} of profile {profile.name!r} needs parameter {exc.args[0]!r}, "

@@ -19,7 +19,7 @@ reaches the connection through :meth:`SqliteStore.transaction`.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Final, NamedTuple, Protocol
 
@@ -145,6 +145,8 @@ class SqliteStore:
         self._in_tx = False
         #: rows added but not yet written (see add_messages)
         self._pending: list[tuple[object, ...]] = []
+        #: called after every rollback (the World drops its read cache, services/world.py)
+        self._rollback_hooks: list[Callable[[], None]] = []
 
     # -- schema -------------------------------------------------------------------------
 
@@ -186,6 +188,12 @@ class SqliteStore:
         if self._in_tx:
             self._db.execute("ROLLBACK")
             self._in_tx = False
+        for hook in self._rollback_hooks:
+            hook()
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Call ``hook()`` after every rollback: a cache of the domain tables is stale then."""
+        self._rollback_hooks.append(hook)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -401,17 +401,16 @@ _JOURNAL_DDL: Final = (
 _COLUMNS: Final = (
     "id, at, sender, recipient, destination, minutes, fee, valid_until, package_id, side"
 )
-_SENT: Final = (
-    "SELECT coalesce(sum(minutes), 0) FROM time_share_transfers"
-    " WHERE sender = ? AND at >= ? AND side <> 'recipient'"
-)
-_RECEIVED: Final = (
-    "SELECT coalesce(sum(minutes), 0) FROM time_share_transfers"
-    " WHERE recipient = ? AND at >= ? AND side <> 'sender'"
-)
 _INSERT: Final = (
     "INSERT INTO time_share_transfers (at, sender, recipient, destination, minutes, fee,"
     " valid_until, package_id, side) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+#: The rows of one party's window, for the in-memory copy (``TimeShare._window``).
+_SENT_ROWS: Final = (
+    "SELECT at, minutes FROM time_share_transfers WHERE sender = ? AND side <> 'recipient'"
+)
+_RECEIVED_ROWS: Final = (
+    "SELECT at, minutes FROM time_share_transfers WHERE recipient = ? AND side <> 'sender'"
 )
 
 
@@ -434,6 +433,13 @@ class TimeShare:
         self._destination_names = {
             code: profile.destinations[code] for code in DESTINATIONS.values()
         }
+        # The 31-day windows (TS-04, TS-05) in memory: per MSISDN, the (at, minutes) of the
+        # journal rows that count toward its send or receive limit, read from the journal on
+        # first use and appended to by every insert; dropped with the World's cache on a
+        # rollback, so they always equal what the journal's SUM would say.
+        self._sent: dict[str, list[tuple[int, int]]] = {}
+        self._received: dict[str, list[tuple[int, int]]] = {}
+        world.on_forget(self._forget)
         with world.transaction():
             for statement in _JOURNAL_DDL:
                 self._db.execute(statement)
@@ -561,7 +567,7 @@ class TimeShare:
             )
         if available < minutes:
             return refuse(Refusal.SENDER_NOT_ENOUGH_MINUTES, available=available)
-        sent = self._sum(_SENT, sender_msisdn, now - terms.window)
+        sent = self._sum(True, sender_msisdn, now - terms.window)
         if sent + minutes > terms.send_limit:
             return refuse(
                 Refusal.SENDER_SEND_LIMIT,
@@ -588,7 +594,7 @@ class TimeShare:
             return refuse(Refusal.RECIPIENT_CASH_IN_TIME_DEBT)
         if owed_fee > 0:
             return refuse(Refusal.RECIPIENT_CASH_IN_TIME_FEE)
-        received = self._sum(_RECEIVED, recipient_msisdn, now - terms.window)
+        received = self._sum(False, recipient_msisdn, now - terms.window)
         if received + minutes > terms.receive_limit:
             return refuse(
                 Refusal.RECIPIENT_RECEIVE_LIMIT,
@@ -627,8 +633,52 @@ class TimeShare:
             until = max(until, package.valid_until) if until is not None else None
         return until
 
-    def _sum(self, query: str, msisdn: str, since: int) -> int:
-        return int(self._db.execute(query, (msisdn, since)).fetchone()[0])
+    def _forget(self) -> None:
+        self._sent.clear()
+        self._received.clear()
+
+    def _window(self, sent: bool, msisdn: str) -> list[tuple[int, int]]:
+        cache = self._sent if sent else self._received
+        rows = cache.get(msisdn)
+        if rows is None:
+            query = _SENT_ROWS if sent else _RECEIVED_ROWS
+            rows = [(int(at), int(m)) for at, m in self._db.execute(query, (msisdn,))]
+            if len(cache) >= self.world.cache_limit:
+                cache.clear()
+            cache[msisdn] = rows
+        return rows
+
+    def _sum(self, sent: bool, msisdn: str, since: int) -> int:
+        """What the journal's ``SUM(minutes)`` of one party's rows at or after ``since`` is."""
+        return sum(minutes for at, minutes in self._window(sent, msisdn) if at >= since)
+
+    def _journal(
+        self,
+        *,
+        at: int,
+        sender: str,
+        recipient: str,
+        destination: str,
+        minutes: int,
+        fee: int = 0,
+        valid_until: int | None = None,
+        package_id: int | None = None,
+        side: Side = Side.BOTH,
+    ) -> int:
+        """Insert one journal row and keep the windows in step; the row's id."""
+        cursor = self._db.execute(
+            _INSERT,
+            (at, sender, recipient, destination, minutes, fee, valid_until, package_id, str(side)),
+        )
+        if side is not Side.RECIPIENT:
+            held = self._sent.get(sender)
+            if held is not None:
+                held.append((at, minutes))
+        if side is not Side.SENDER:
+            held = self._received.get(recipient)
+            if held is not None:
+                held.append((at, minutes))
+        return int(cursor.lastrowid or 0)
 
     # -- the move (TS-06, TS-08, TS-09) ---------------------------------------------------------
 
@@ -652,19 +702,15 @@ class TimeShare:
             source=PACKAGE_SOURCE,
             label=render_template(self.profile, PACKAGE_LABEL.key, names),
         )
-        cursor = self._db.execute(
-            _INSERT,
-            (
-                now,
-                sender,
-                recipient,
-                plan.destination,
-                plan.minutes,
-                plan.fee,
-                plan.valid_until,
-                granted.id,
-                str(Side.BOTH),
-            ),
+        transfer_id = self._journal(
+            at=now,
+            sender=sender,
+            recipient=recipient,
+            destination=plan.destination,
+            minutes=plan.minutes,
+            fee=plan.fee,
+            valid_until=plan.valid_until,
+            package_id=granted.id,
         )
         balance = plan.sender.balance
         if plan.fee:
@@ -674,7 +720,7 @@ class TimeShare:
                 plan.fee,
                 now=now,
                 reason=FEE_REASON,
-                reference=f"{SERVICE}:{cursor.lastrowid}",
+                reference=f"{SERVICE}:{transfer_id}",
                 detail=f"Time Share {plan.minutes} min to {recipient}",
             )
             balance = entry.balance_after
@@ -728,11 +774,11 @@ class TimeShare:
 
     def sent_minutes(self, msisdn: str, *, now: int) -> int:
         """Minutes ``msisdn`` sent in the window ending at ``now`` (TS-04)."""
-        return self._sum(_SENT, msisdn, now - self.terms.window)
+        return self._sum(True, msisdn, now - self.terms.window)
 
     def received_minutes(self, msisdn: str, *, now: int) -> int:
         """Minutes ``msisdn`` received in the window ending at ``now`` (TS-05)."""
-        return self._sum(_RECEIVED, msisdn, now - self.terms.window)
+        return self._sum(False, msisdn, now - self.terms.window)
 
     def transfers(self, msisdn: str | None = None) -> list[Transfer]:
         """The journal (of one party, sender or recipient), oldest first."""
@@ -770,9 +816,13 @@ class TimeShare:
                 sender, recipient = (
                     (demo.msisdn, other) if side is Side.SENDER else (other, demo.msisdn)
                 )
-                self._db.execute(
-                    _INSERT,
-                    (now - ago, sender, recipient, destination, minutes, 0, None, None, str(side)),
+                self._journal(
+                    at=now - ago,
+                    sender=sender,
+                    recipient=recipient,
+                    destination=destination,
+                    minutes=minutes,
+                    side=side,
                 )
         return len(rows)
 

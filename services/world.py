@@ -17,15 +17,29 @@ service change a fee before it is charged and react after (TV-05 … TV-08);
 ``on_package_expired`` and ``on_demo_loaded`` complete the set.  The due work of the core
 (billing days, package expiry) is registered on ``world.timeline`` at construction, and
 services register theirs on the same timeline.
+
+**The read cache.**  The World is the only writer of the core tables (subscribers and their
+options, packages, top-ups), so it keeps what the hot paths read in memory: subscribers by
+MSISDN (unknown ones too), each subscriber's live packages and its top-ups, each loaded from
+SQLite on first use and then updated by the very methods that write the rows, in the same
+call, after the statement succeeded.  Any rollback (a savepoint of ``transaction`` or the
+store's, which calls ``forget`` through ``on_rollback`` when the store offers it) drops the
+whole cache, and so do the hooks services add with ``on_forget`` for caches of their own: what
+is read next comes from SQLite again, which is always the truth.  Each map is bounded
+(``cache_limit`` MSISDNs; past it the map starts over).  Everything else (ledger, fees,
+recurring charges, usage, queries over many subscribers) is read from SQLite as before.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from bisect import insort
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, Protocol
+
+import attrs
 
 from services import charging
 from services.clock import SimClock, Timeline, day_of_month
@@ -71,6 +85,7 @@ class SqlStore(Protocol):
 
 
 ChangeHook = Callable[[SubscriberChanged], Iterable[Reply]]
+ForgetHook = Callable[[], None]
 ExpiryHook = Callable[[Package], Iterable[Reply]]
 DemoHook = Callable[[Profile, DemoSubscriber, Subscriber, int], None]
 RecurringHandler = Callable[[RecurringCharge, int], Sequence[Reply]]
@@ -116,6 +131,8 @@ _RECURRING_COLUMNS: Final = (
     "msisdn, code, owner, amount, period, anchor_day, next_at, part, period_start, period_end,"
     " created_at"
 )
+#: How many MSISDNs each map of the read cache holds before it starts over.
+CACHE_LIMIT: Final = 200_000
 _FEE_COLUMNS: Final = (
     "id, msisdn, code, period_start, period_end, part, amount_due, amount_charged, status, at,"
     " detail"
@@ -148,6 +165,12 @@ def _optional_text(value: object, field: str) -> str | None:
     return None if value is None else _text(value, field)
 
 
+def _package_order(package: Package) -> tuple[bool, int, int]:
+    """SQL's ``ORDER BY valid_until IS NULL, valid_until, id``: earliest expiry first."""
+    until = package.valid_until
+    return (until is None, 0 if until is None else until, package.id)
+
+
 class World:
     """Subscribers, packages, money and fees in the store; hooks for the services."""
 
@@ -158,12 +181,25 @@ class World:
         clock: SimClock,
         *,
         timeline: Timeline | None = None,
+        cache_limit: int = CACHE_LIMIT,
     ) -> None:
         self.store = store
         self.profiles = profiles
         self.clock = clock
         self.timeline = Timeline() if timeline is None else timeline
         self._db = store.connection
+        # The read cache (module docstring): MSISDN → subscriber (None: unknown), its live
+        # packages in expiry order, its top-ups in time order.
+        self.cache_limit = max(1, cache_limit)
+        self._subscriber_cache: dict[str, Subscriber | None] = {}
+        self._package_cache: dict[str, list[Package]] = {}
+        #: package id → owner, for the packages the cache has held (a hint: always checked)
+        self._package_owner: dict[int, str] = {}
+        self._topup_cache: dict[str, list[TopUp]] = {}
+        self._forget_hooks: list[ForgetHook] = []
+        on_rollback = getattr(store, "on_rollback", None)
+        if on_rollback is not None:
+            on_rollback(self.forget)
         self._change_hooks: list[ChangeHook] = []
         self._expiry_hooks: list[ExpiryHook] = []
         self._demo_hooks: list[DemoHook] = []
@@ -183,8 +219,12 @@ class World:
     def transaction(self) -> Iterator[None]:
         """One atomic unit: a transaction of the store, or a savepoint inside the caller's."""
         if not self._db.in_transaction:
-            with self.store.transaction():
-                yield
+            try:
+                with self.store.transaction():
+                    yield
+            except BaseException:
+                self.forget()  # rolled back, or the commit failed: SQLite is the truth
+                raise
             return
         # One name for every level: SQLite nests same-named savepoints (ROLLBACK TO and
         # RELEASE act on the innermost), and a constant text stays in sqlite3's statement
@@ -195,8 +235,44 @@ class World:
         except BaseException:
             self._db.execute("ROLLBACK TO world")
             self._db.execute("RELEASE world")
+            self.forget()
             raise
         self._db.execute("RELEASE world")
+
+    def _one_write(self) -> AbstractContextManager[None]:
+        """For an operation whose only write is its last statement (atomic by itself): inside
+        the caller's transaction as it is, saving the savepoint's two statements; else a
+        transaction of its own."""
+        return nullcontext() if self._db.in_transaction else self.transaction()
+
+    # -- the read cache ----------------------------------------------------------------------
+
+    def forget(self) -> None:
+        """Drop everything cached (the World's and the services' ``on_forget`` hooks).
+
+        Called on every rollback; a tester who changed the SQLite file behind the World's
+        back calls it too.
+        """
+        self._subscriber_cache.clear()
+        self._package_cache.clear()
+        self._package_owner.clear()
+        self._topup_cache.clear()
+        for hook in self._forget_hooks:
+            hook()
+
+    def on_forget(self, hook: ForgetHook) -> None:
+        """Call ``hook()`` whenever the cache is dropped: a service's own cache of rows it
+        writes goes with the World's on a rollback."""
+        self._forget_hooks.append(hook)
+
+    def _remember(self, cache: MutableMapping[str, Any], msisdn: str, value: object) -> None:
+        if len(cache) >= self.cache_limit:
+            cache.clear()
+        cache[msisdn] = value
+
+    def _stale(self, msisdn: str) -> None:
+        """The subscriber's row or options changed: read them again next time."""
+        self._subscriber_cache.pop(msisdn, None)
 
     # -- the clock -----------------------------------------------------------------------------
 
@@ -330,11 +406,17 @@ class World:
 
     def find(self, msisdn: str) -> Subscriber | None:
         """The subscriber with this MSISDN, or None."""
+        try:
+            return self._subscriber_cache[msisdn]
+        except KeyError:
+            pass
         rows = self._db.execute(_FIND_SUBSCRIBER, (msisdn,)).fetchall()
-        if not rows:
-            return None
-        options = tuple(self._option(*row[13:]) for row in rows if row[13] is not None)
-        return self._subscriber(rows[0], options)
+        found = None
+        if rows:
+            options = tuple(self._option(*row[13:]) for row in rows if row[13] is not None)
+            found = self._subscriber(rows[0], options)
+        self._remember(self._subscriber_cache, msisdn, found)
+        return found
 
     def get(self, msisdn: str) -> Subscriber:
         """The subscriber with this MSISDN, or ``UnknownMsisdn``."""
@@ -344,8 +426,7 @@ class World:
         return subscriber
 
     def exists(self, msisdn: str) -> bool:
-        found = self._db.execute("SELECT 1 FROM subscribers WHERE msisdn = ?", (msisdn,))
-        return found.fetchone() is not None
+        return self.find(msisdn) is not None
 
     def subscribers(
         self,
@@ -469,6 +550,7 @@ class World:
                     note,
                 ),
             )
+            self._stale(number)
             if opening:
                 self._post(number, opening, now=now, reason="opening_balance")
             for definition, params, activated_at in option_inputs:
@@ -564,6 +646,7 @@ class World:
             "INSERT INTO subscriber_options (msisdn, code, activated_at, params) VALUES (?,?,?,?)",
             (msisdn, definition.code, activated_at, json.dumps(dict(params), sort_keys=True)),
         )
+        self._stale(msisdn)
 
     # -- changing subscribers -----------------------------------------------------------------
 
@@ -651,6 +734,7 @@ class World:
             if old == new:
                 return []
             self._db.execute(f"UPDATE subscribers SET {field} = ? WHERE msisdn = ?", (new, msisdn))
+            self._stale(msisdn)
             return self._emit(
                 SubscriberChanged(msisdn=msisdn, field=field, old=old, new=new, at=now)
             )
@@ -673,6 +757,7 @@ class World:
             self._db.execute(
                 "UPDATE subscribers SET status = ? WHERE msisdn = ?", (str(new), msisdn)
             )
+            self._stale(msisdn)
             replies = self._emit(
                 SubscriberChanged(
                     msisdn=msisdn, field="status", old=str(subscriber.status), new=str(new), at=now
@@ -706,6 +791,7 @@ class World:
                 "UPDATE subscribers SET tariff = ?, tariff_since = ? WHERE msisdn = ?",
                 (new.code, now, msisdn),
             )
+            self._stale(msisdn)
             replies = charging.start_tariff(self, msisdn, new, now, charge=True)
             replies.insert(0, self._notice(subscriber, TARIFF_CHANGED.key, tariff=new.name))
             replies += self._emit(
@@ -744,6 +830,7 @@ class World:
                         definition.code,
                     ),
                 )
+                self._stale(msisdn)
                 return []
             start = now if activated is None else activated
             self._insert_option(msisdn, definition, checked, start)
@@ -767,6 +854,7 @@ class World:
                 "DELETE FROM subscriber_options WHERE msisdn = ? AND code = ?",
                 (msisdn, definition.code),
             )
+            self._stale(msisdn)
             self.cancel_recurring(msisdn, f"option:{definition.code}")
             self.expire_packages(msisdn, now=now, source=f"option:{definition.code}")
             replies = [self._notice(subscriber, OPTION_OFF.key, option=definition.name)]
@@ -800,6 +888,9 @@ class World:
             " VALUES (?,?,?,?,?,?,?)",
             (msisdn, now, amount, row[0], reason, reference, detail),
         )
+        cached = self._subscriber_cache.get(msisdn)
+        if cached is not None:
+            self._subscriber_cache[msisdn] = attrs.evolve(cached, balance=int(row[0]))
         return LedgerEntry(
             id=int(cursor.lastrowid or 0),
             msisdn=msisdn,
@@ -907,6 +998,7 @@ class World:
                 "INSERT INTO topups (msisdn, at, amount, method) VALUES (?,?,?,?)",
                 (msisdn, now, amount, method),
             )
+            self._topup_cache.pop(msisdn, None)
             replies = [
                 self._notice(
                     subscriber, TOPUP_RECEIVED.key, amount=amount, balance=entry.balance_after
@@ -950,12 +1042,18 @@ class World:
 
     def topups(self, msisdn: str, *, since: int | None = None) -> list[TopUp]:
         """Top-ups of a subscriber, oldest first (TS-04, TS-09 look at 31 days)."""
-        rows = self._db.execute(
-            "SELECT id, msisdn, at, amount, method FROM topups WHERE msisdn = ? AND at >= ?"
-            " ORDER BY at, id",
-            (msisdn, -(2**62) if since is None else since),
-        ).fetchall()
-        return [TopUp(id=i, msisdn=m, at=a, amount=am, method=me) for i, m, a, am, me in rows]
+        every = self._topup_cache.get(msisdn)
+        if every is None:
+            rows = self._db.execute(
+                "SELECT id, msisdn, at, amount, method FROM topups WHERE msisdn = ?"
+                " ORDER BY at, id",
+                (msisdn,),
+            ).fetchall()
+            every = [TopUp(id=i, msisdn=m, at=a, amount=am, method=me) for i, m, a, am, me in rows]
+            self._remember(self._topup_cache, msisdn, every)
+        if since is None:
+            return list(every)
+        return [t for t in every if t.at >= since]
 
     def last_topup(self, msisdn: str) -> TopUp | None:
         found = self.topups(msisdn)
@@ -970,6 +1068,7 @@ class World:
             "INSERT INTO topups (msisdn, at, amount, method) VALUES (?,?,?,?)",
             (msisdn, at, amount, method),
         )
+        self._topup_cache.pop(msisdn, None)
 
     def notices_for(self, entry: LedgerEntry) -> list[Reply]:
         """The low-balance notice when this charge took the balance below the threshold."""
@@ -1041,17 +1140,18 @@ class World:
             raise InvalidValue(
                 f"zone must be home, abroad or everywhere, got {zone!r}", field="zone"
             )
-        with self.transaction():
+        with self._one_write():
             profile = self.profile_of(msisdn)
             if destination not in profile.destinations:
                 raise InvalidValue(
                     f"destination must be one of {', '.join(profile.destinations)}",
                     field="destination",
                 )
-            row = self._db.execute(
+            # No RETURNING: it costs SQLite more than the insert itself, and every column
+            # is known here but the id.
+            cursor = self._db.execute(
                 "INSERT INTO packages (msisdn, kind, destination, zone, initial, remaining,"
-                " valid_from, valid_until, source, label) VALUES (?,?,?,?,?,?,?,?,?,?)"
-                f" RETURNING {_PACKAGE_COLUMNS}",
+                " valid_from, valid_until, source, label) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     msisdn,
                     str(the_kind),
@@ -1064,8 +1164,26 @@ class World:
                     source,
                     label,
                 ),
-            ).fetchone()
-            return self._package(row)
+            )
+            package = Package(
+                id=int(cursor.lastrowid or 0),
+                msisdn=msisdn,
+                kind=the_kind,
+                destination=destination,
+                zone=zone,
+                initial=amount,
+                remaining=amount,
+                valid_from=now,
+                valid_until=valid_until,
+                source=source,
+                label=label,
+                expired_at=None,
+            )
+            live = self._package_cache.get(msisdn)
+            if live is not None:
+                insort(live, package, key=_package_order)
+            self._index_package(package)
+            return package
 
     def grant_packages(
         self,
@@ -1091,17 +1209,34 @@ class World:
             for spec in specs
         ]
 
+    def _live_packages(self, msisdn: str) -> list[Package]:
+        """The cached live packages (``expired_at IS NULL``) of a subscriber, expiry order."""
+        live = self._package_cache.get(msisdn)
+        if live is None:
+            rows = self._db.execute(
+                f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE msisdn = ?"
+                " AND expired_at IS NULL ORDER BY valid_until IS NULL, valid_until, id",
+                (msisdn,),
+            ).fetchall()
+            live = [self._package(row) for row in rows]
+            self._remember(self._package_cache, msisdn, live)
+            for package in live:
+                self._index_package(package)
+        return live
+
     def packages(
         self, msisdn: str, *, now: int | None = None, include_expired: bool = False
     ) -> list[Package]:
         """A subscriber's packages, earliest expiry first; with ``now``, only usable ones."""
-        sql = f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE msisdn = ?"
-        if not include_expired:
-            sql += " AND expired_at IS NULL"
-        rows = self._db.execute(
-            sql + " ORDER BY valid_until IS NULL, valid_until, id", (msisdn,)
-        ).fetchall()
-        found = [self._package(row) for row in rows]
+        if include_expired:
+            rows = self._db.execute(
+                f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE msisdn = ?"
+                " ORDER BY valid_until IS NULL, valid_until, id",
+                (msisdn,),
+            ).fetchall()
+            found = [self._package(row) for row in rows]
+        else:
+            found = list(self._live_packages(msisdn))
         return found if now is None else [p for p in found if p.usable(now)]
 
     def usable_packages(
@@ -1119,18 +1254,18 @@ class World:
         A voice package for ``any`` destination pays every call; one for ``network`` only
         calls to ``network`` (``exact=True``: only packages of exactly that destination).
         """
-        wanted_zones = tuple(zones)
-        marks = ",".join("?" * len(wanted_zones))
-        destinations = (destination, destination) if exact else (destination, "any")
-        rows = self._db.execute(
-            f"SELECT {_PACKAGE_COLUMNS} FROM packages WHERE msisdn = ? AND kind = ?"
-            " AND expired_at IS NULL AND remaining > 0 AND valid_from <= ?"
-            " AND (valid_until IS NULL OR valid_until > ?)"
-            f" AND zone IN ({marks}) AND destination IN (?, ?)"
-            " ORDER BY valid_until IS NULL, valid_until, id",
-            (msisdn, str(kind), now, now, *wanted_zones, *destinations),
-        ).fetchall()
-        return [self._package(row) for row in rows]
+        wanted_zones = zones if isinstance(zones, tuple | frozenset | set) else tuple(zones)
+        other = destination if exact else "any"
+        return [
+            p
+            for p in self._live_packages(msisdn)
+            if p.kind == kind
+            and p.remaining > 0
+            and p.valid_from <= now
+            and (p.valid_until is None or p.valid_until > now)
+            and p.zone in wanted_zones
+            and (p.destination == destination or p.destination == other)
+        ]
 
     def available(
         self,
@@ -1150,9 +1285,33 @@ class World:
             )
         )
 
+    def _index_package(self, package: Package) -> None:
+        if len(self._package_owner) >= 4 * self.cache_limit:
+            self._package_owner.clear()
+        self._package_owner[package.id] = package.msisdn
+
     def consume_package(self, package_id: int, amount: int) -> Package:
         """Take ``amount`` from one package; never below zero (``InvalidValue``)."""
         _whole(amount, "amount", minimum=1)
+        # The package's owner is usually known (the caller found the package through the
+        # cache): then the row needs no RETURNING, which costs SQLite three times the UPDATE.
+        owner = self._package_owner.get(package_id)
+        live = None if owner is None else self._package_cache.get(owner)
+        if live is not None:
+            for index, held in enumerate(live):
+                if held.id == package_id:
+                    cursor = self._db.execute(
+                        "UPDATE packages SET remaining = remaining - ?"
+                        " WHERE id = ? AND remaining >= ?",
+                        (amount, package_id, amount),
+                    )
+                    if cursor.rowcount != 1:
+                        raise InvalidValue(
+                            f"package {package_id} does not hold {amount}", field="amount"
+                        )
+                    package = attrs.evolve(held, remaining=held.remaining - amount)
+                    live[index] = package  # same validity: the order stays
+                    return package
         row = self._db.execute(
             "UPDATE packages SET remaining = remaining - ? WHERE id = ? AND remaining >= ?"
             f" RETURNING {_PACKAGE_COLUMNS}",
@@ -1160,7 +1319,14 @@ class World:
         ).fetchone()
         if row is None:
             raise InvalidValue(f"package {package_id} does not hold {amount}", field="amount")
-        return self._package(row)
+        package = self._package(row)
+        live = self._package_cache.get(package.msisdn)
+        if live is not None:
+            for index, held in enumerate(live):
+                if held.id == package_id:
+                    live[index] = package
+                    break
+        return package
 
     def take_from_packages(
         self,
@@ -1198,6 +1364,7 @@ class World:
             sql += " AND source = ?"
             args.append(source)
         rows = self._db.execute(sql + f" RETURNING {_PACKAGE_COLUMNS}", args).fetchall()
+        self._package_cache.pop(msisdn, None)
         return [self._package(row) for row in rows]
 
     def next_package_expiry(self) -> int | None:
@@ -1214,7 +1381,10 @@ class World:
             f" AND valid_until IS NOT NULL AND valid_until <= ? RETURNING {_PACKAGE_COLUMNS}",
             (now,),
         ).fetchall()
-        return sorted((self._package(row) for row in rows), key=lambda p: (p.valid_until, p.id))
+        expired = [self._package(row) for row in rows]
+        for package in expired:
+            self._package_cache.pop(package.msisdn, None)
+        return sorted(expired, key=lambda p: (p.valid_until, p.id))
 
     # -- recurring charges and fee records ---------------------------------------------------------
 

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import task
 
 from gateway.app import SERVICE_MODULES, Gateway
@@ -652,3 +654,57 @@ def test_ts_06_a_committed_transfer_is_there_after_a_restart(tmp_path: Path) -> 
     assert second.minutes(BARE, "network") == 10
     assert second.world.get(PAYING).balance == 750
     assert second.service.sent_minutes(PAYING, now=second.now) == 10
+
+
+# -- the in-memory windows (TS-04, TS-05 limits without a query per request) ----------------
+
+
+def journal_sum(sim: Sim, column: str, msisdn: str, since: int) -> int:
+    """The window as the journal's SQL says it (the in-memory copy must agree)."""
+    excluded = "recipient" if column == "sender" else "sender"
+    row = sim.store.connection.execute(
+        "SELECT coalesce(sum(minutes), 0) FROM time_share_transfers"
+        f" WHERE {column} = ? AND at >= ? AND side <> ?",
+        (msisdn, since, excluded),
+    ).fetchone()
+    return int(row[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(0, 2),
+            st.integers(0, 2),
+            st.sampled_from([10, 20, 30]),
+            st.sampled_from(["G", "F"]),
+            st.booleans(),
+            st.integers(0, 12 * DAY),
+        ),
+        max_size=12,
+    )
+)
+def test_ts_04_ts_05_windows_in_memory_equal_the_journal_through_rollbacks(
+    steps: list[tuple[int, int, int, str, bool, int]],
+) -> None:
+    """TS-04/TS-05: after any transfers, some rolled back with their transaction, and clock
+    moves, the send and receive windows equal the SUM over the journal in SQLite."""
+    sim = Sim(demo=False)
+    people = [sim.prepaid(f"35988700000{i}", network=200, friends=200) for i in range(3)]
+    for sender, recipient, minutes, letter, undo, wait in steps:
+        try:
+            with sim.world.transaction():
+                sim.sms(people[sender], letter, people[recipient], minutes)
+                if undo:
+                    raise RuntimeError("the gateway failed before its commit")
+        except RuntimeError:
+            pass
+        sim.advance(wait)
+        since = sim.now - WINDOW
+        for msisdn in people:
+            assert sim.service.sent_minutes(msisdn, now=sim.now) == journal_sum(
+                sim, "sender", msisdn, since
+            )
+            assert sim.service.received_minutes(msisdn, now=sim.now) == journal_sum(
+                sim, "recipient", msisdn, since
+            )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from twisted.internet import task
 
 from services.clock import DAY, SimClock
@@ -421,3 +425,188 @@ def test_core_values_serialise_to_plain_json(world: World) -> None:
     ]  # fmt: skip
     package = to_json(world.packages("79520000004")[0])
     assert isinstance(package, dict) and package["kind"] in ("voice", "data", "sms")
+
+
+# -- the read cache: what the World answers equals what SQLite holds ----------------------------
+
+CACHED = ("359870000001", "359870000002", "359870000003")
+
+
+def observe(world: World, now: int) -> list[object]:
+    """Everything the cache answers for, per MSISDN of ``CACHED`` and one unknown."""
+    seen: list[object] = []
+    for msisdn in (*CACHED, "359870000009"):
+        seen += [world.find(msisdn), world.exists(msisdn)]
+        if world.exists(msisdn):
+            seen += [
+                world.packages(msisdn),
+                world.packages(msisdn, now=now),
+                world.usable_packages(msisdn, UsageKind.VOICE, now=now, destination="network"),
+                world.usable_packages(
+                    msisdn, UsageKind.VOICE, now=now, destination="network", exact=True
+                ),
+                world.available(msisdn, "voice", now=now, destination="friends"),
+                world.topups(msisdn),
+                world.topups(msisdn, since=now - 31 * DAY),
+                world.spendable(msisdn),
+            ]
+    return seen
+
+
+class WorldCacheMachine(RuleBasedStateMachine):
+    """Any sequence of World operations (some refused, some rolled back) leaves the cached World
+    answering exactly what a World reading SQLite afresh answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.world, self.source = make_world()
+        # A second World over the same connection, emptied before every look: SQLite's truth.
+        self.truth = World(self.world.store, PROFILES, SimClock(self.source))
+
+    def now(self) -> int:
+        return self.world.now()
+
+    @rule(index=st.integers(0, 2), balance=st.integers(-500, 3000))
+    def create(self, index: int, balance: int) -> None:
+        try:
+            self.world.create_subscriber(
+                msisdn=CACHED[index], profile="telenor", tariff="prepaid_12", now=self.now(),
+                balance=balance,
+            )  # fmt: skip
+        except DomainError:
+            pass
+
+    @rule(index=st.integers(0, 2), op=st.sampled_from(["top_up", "debit", "credit", "history"]),
+          amount=st.integers(1, 2000))  # fmt: skip
+    def money(self, index: int, op: str, amount: int) -> None:
+        msisdn, now = CACHED[index], self.now()
+        try:
+            if op == "top_up":
+                self.world.top_up(msisdn, amount, now=now)
+            elif op == "debit":
+                self.world.debit(msisdn, amount, now=now, reason="test")
+            elif op == "credit":
+                self.world.credit(msisdn, amount, now=now, reason="test")
+            else:
+                self.world.record_topup_history(msisdn, at=now - amount * 60, amount=amount)
+        except (DomainError, sqlite3.IntegrityError):
+            pass
+
+    @rule(index=st.integers(0, 2), destination=st.sampled_from(["any", "network", "friends"]),
+          amount=st.integers(1, 60), hours=st.none() | st.integers(1, 200))  # fmt: skip
+    def grant(self, index: int, destination: str, amount: int, hours: int | None) -> None:
+        now = self.now()
+        try:
+            self.world.grant_package(
+                CACHED[index], kind="voice", amount=amount, now=now,
+                valid_until=None if hours is None else now + hours * 3600,
+                destination=destination,
+            )  # fmt: skip
+        except DomainError:
+            pass
+
+    @rule(index=st.integers(0, 2), amount=st.integers(1, 40), pick=st.integers(0, 5))
+    def consume(self, index: int, amount: int, pick: int) -> None:
+        msisdn = CACHED[index]
+        if not self.world.exists(msisdn):
+            return
+        live = self.world.packages(msisdn)
+        # Sometimes an id the cache has never seen, or one of another subscriber.
+        ids = [p.id for p in live] + [p.id + 1000 for p in live[:1]]
+        if not ids:
+            return
+        try:
+            self.world.consume_package(ids[pick % len(ids)], amount)
+        except DomainError:
+            pass
+
+    @rule(index=st.integers(0, 2), amount=st.integers(0, 80), exact=st.booleans())
+    def take(self, index: int, amount: int, exact: bool) -> None:
+        try:
+            self.world.take_from_packages(
+                CACHED[index], "voice", amount, now=self.now(), destination="network", exact=exact
+            )
+        except DomainError:
+            pass
+
+    @rule(index=st.integers(0, 2), what=st.sampled_from(["expire", "block", "unblock", "option",
+          "no_option", "tariff", "note"]))  # fmt: skip
+    def change(self, index: int, what: str) -> None:
+        msisdn, now = CACHED[index], self.now()
+        try:
+            if what == "expire":
+                self.world.expire_packages(msisdn, now=now)
+            elif what == "block":
+                self.world.set_status(msisdn, "blocked_financial", now=now)
+            elif what == "unblock":
+                self.world.set_status(msisdn, "active", now=now)
+            elif what == "option":
+                self.world.set_option(msisdn, "cash_in_time", now=now, params={"debt": 5})
+            elif what == "no_option":
+                self.world.remove_option(msisdn, "cash_in_time", now=now)
+            elif what == "tariff":
+                self.world.change_tariff(msisdn, "prepaid_7", now=now)
+            else:
+                self.world.set_field(msisdn, "note", f"n{now}", now=now)
+        except DomainError:
+            pass
+
+    @rule(hours=st.integers(1, 100))
+    def advance(self, hours: int) -> None:
+        self.world.advance(hours * 3600)  # packages expire on the clock
+
+    @rule(index=st.integers(0, 2), nested=st.booleans())
+    def rolled_back(self, index: int, nested: bool) -> None:
+        """Changes inside a transaction (or a savepoint of one) that then fails are undone."""
+        msisdn, now = CACHED[index], self.now()
+
+        def changes() -> None:
+            with self.world.transaction():
+                self.world.grant_package(
+                    msisdn, kind="voice", amount=5, now=now, valid_until=None, destination="network"
+                )
+                self.world.top_up(msisdn, 100, now=now)
+                for package in self.world.packages(msisdn)[:1]:
+                    self.world.consume_package(package.id, 1)
+                raise InsufficientFunds("undo", field="amount")
+
+        try:
+            if nested:
+                with self.world.transaction():
+                    self.world.credit(msisdn, 7, now=now, reason="kept")
+                    with pytest.raises(DomainError):
+                        changes()
+            else:
+                changes()
+        except DomainError:
+            pass
+
+    @invariant()
+    def cache_equals_sqlite(self) -> None:
+        self.truth.forget()
+        now = self.now()
+        assert observe(self.world, now) == observe(self.truth, now)
+
+
+TestWorldCache = WorldCacheMachine.TestCase
+TestWorldCache.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+
+
+def test_cache_after_restart_is_what_was_committed(tmp_path: Path) -> None:
+    """A restart (kill -9: the open transaction never commits) reads back exactly what was
+    committed; nothing the cache held of the lost transaction survives."""
+    path = str(tmp_path / "state.sqlite3")
+    world, _ = make_world(path)
+    msisdn = CACHED[0]
+    world.create_subscriber(msisdn=msisdn, profile="telenor", tariff="prepaid_12", now=START)
+    world.top_up(msisdn, 1500, now=START)
+    world.grant_package(
+        msisdn, kind="voice", amount=30, now=START, valid_until=None, destination="network"
+    )
+    committed = observe(world, START)
+    world.store.begin()  # type: ignore[attr-defined]
+    world.top_up(msisdn, 700, now=START)
+    world.consume_package(world.packages(msisdn)[0].id, 10)
+    assert observe(world, START) != committed  # the cache follows the open transaction
+    again, _ = make_world(path)  # a second process: only committed rows are on disk
+    assert observe(again, START) == committed
