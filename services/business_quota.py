@@ -49,11 +49,16 @@ import attrs
 from parsers import ParseError
 from parsers.msisdn import api_number
 from services.clock import parse_duration
-from services.dispatch import ActionAnswer, ActionRegistry, ServiceDirectory
+from services.dispatch import (
+    ActionAnswer,
+    ActionRegistry,
+    ActionRequest,
+    ServiceDirectory,
+    check_fields,
+)
 from services.model import DomainError, Subscriber, SubscriberStatus, WrongType, to_json
 from services.outbox import Reply, require_template
 from services.profiles import Profile, ProfileError
-from services.together import ActionRequest, check_fields, migrate
 from services.world import World
 
 SERVICE: Final = "business_quota"
@@ -1127,7 +1132,7 @@ def install(world: World, directory: ServiceDirectory) -> CabinetService:
         for name, profile in world.profiles.items()
         if (found := read_terms(profile)) is not None
     }
-    migrate(world, SERVICE, MIGRATIONS)
+    world.migrate_service(SERVICE, MIGRATIONS)
     service = CabinetService(world, terms)
     world.timeline.register("business_quota_requests", service.next_processing, service.process_due)
     return service

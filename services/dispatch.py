@@ -18,11 +18,12 @@ menus, and calls command handlers and menu actions through the same directory.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 import attrs
 
+from services.model import MissingField, UnknownField
 from services.outbox import Params, Reply, as_params
 
 Channel = Literal["sms", "ussd"]
@@ -161,3 +162,38 @@ class ServiceDirectory:
 
     def actions(self, profile: str) -> frozenset[str]:
         return frozenset(name for p, name in self._actions if p == profile)
+
+
+# -- what self-care handlers read of a call ------------------------------------------------
+
+
+class ActionRequest(Protocol):
+    """What a self-care handler reads of a call (``gateway.http.ApiRequest`` is one)."""
+
+    @property
+    def params(self) -> Mapping[str, str]: ...
+
+    @property
+    def query(self) -> Mapping[str, str]: ...
+
+    @property
+    def body(self) -> Mapping[str, object]: ...
+
+    @property
+    def now(self) -> int: ...
+
+
+def check_fields(
+    given: Mapping[str, object], *, required: Sequence[str] = (), optional: Sequence[str] = ()
+) -> None:
+    """Refuse unknown fields and absent required ones, as the control API does."""
+    known = (*required, *optional)
+    for name in given:
+        if name not in known:
+            raise UnknownField(
+                f"unknown field {name!r}; this takes: {', '.join(known) or 'nothing'}",
+                field=str(name),
+            )
+    for name in required:
+        if name not in given:
+            raise MissingField(f"field {name!r} is required", field=name)

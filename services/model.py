@@ -107,6 +107,13 @@ class UnknownField(DomainError):
     http_status = 422
 
 
+class MissingField(DomainError):
+    """A required body field or query parameter is absent (the control API's own code)."""
+
+    code = "missing_field"
+    http_status = 422
+
+
 class WrongType(DomainError):
     code = "wrong_type"
     http_status = 422

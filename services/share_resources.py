@@ -402,19 +402,6 @@ def _db(world: World) -> Any:
     return world.store.connection
 
 
-def create_tables(world: World) -> None:
-    """Apply the schema versions this state file lacks (kept in the setting ``schema.<name>``),
-    each in one transaction with its bump: a crash leaves all of a version or none."""
-    current = int(world.get_setting(f"schema.{SERVICE}") or 0)
-    for version, statements in enumerate(MIGRATIONS, start=1):
-        if version <= current:
-            continue
-        with world.transaction():
-            for statement in statements:
-                _db(world).execute(statement)
-            world.set_setting(f"schema.{SERVICE}", str(version))
-
-
 def _invitation(row: Sequence[Any]) -> Invitation:
     return Invitation(
         id=int(row[0]),
@@ -873,7 +860,7 @@ def install(world: World, directory: ServiceDirectory) -> SelfCare | None:
     if PROFILE not in world.profiles:
         return None
     s = settings_of(world)
-    create_tables(world)
+    world.migrate_service(SERVICE, MIGRATIONS)
     world.on_fee(lambda result: on_fee(world, result))
     world.on_change(lambda event: on_change(world, event))
     world.timeline.register(

@@ -382,8 +382,12 @@ class _Plan:
 
 # -- the journal ------------------------------------------------------------------------------
 
-_JOURNAL_DDL: Final = (
-    """CREATE TABLE IF NOT EXISTS time_share_transfers (
+#: This service's own tables, one tuple of statements per schema version
+#: (``World.migrate_service``).  Version 1 keeps ``IF NOT EXISTS``: state files made before
+#: versions were recorded already have the journal.
+MIGRATIONS: Final = (
+    (
+        """CREATE TABLE IF NOT EXISTS time_share_transfers (
     id          INTEGER PRIMARY KEY,
     at          INTEGER NOT NULL,                 -- the confirmation (TS-08 counts from it)
     sender      TEXT NOT NULL,
@@ -395,8 +399,9 @@ _JOURNAL_DDL: Final = (
     package_id  INTEGER,                          -- the recipient's package
     side        TEXT NOT NULL DEFAULT 'both'      -- both | sender | recipient (demo history)
 )""",
-    "CREATE INDEX IF NOT EXISTS time_share_sent ON time_share_transfers (sender, at)",
-    "CREATE INDEX IF NOT EXISTS time_share_received ON time_share_transfers (recipient, at)",
+        "CREATE INDEX IF NOT EXISTS time_share_sent ON time_share_transfers (sender, at)",
+        "CREATE INDEX IF NOT EXISTS time_share_received ON time_share_transfers (recipient, at)",
+    ),
 )
 _COLUMNS: Final = (
     "id, at, sender, recipient, destination, minutes, fee, valid_until, package_id, side"
@@ -440,9 +445,7 @@ class TimeShare:
         self._sent: dict[str, list[tuple[int, int]]] = {}
         self._received: dict[str, list[tuple[int, int]]] = {}
         world.on_forget(self._forget)
-        with world.transaction():
-            for statement in _JOURNAL_DDL:
-                self._db.execute(statement)
+        world.migrate_service("time_share", MIGRATIONS)
 
     # -- entry points ---------------------------------------------------------------------
 

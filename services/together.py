@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ClassVar, Final, Literal, Protocol, cast
+from typing import Any, ClassVar, Final, Literal, cast
 
 import attrs
 
@@ -72,10 +72,12 @@ from services.clock import DAY, add_months, parse_duration
 from services.dispatch import (
     ActionAnswer,
     ActionRegistry,
+    ActionRequest,
     Context,
     Outcome,
     Screen,
     ServiceDirectory,
+    check_fields,
 )
 from services.model import (
     DomainError,
@@ -87,7 +89,6 @@ from services.model import (
     Subscriber,
     SubscriberChanged,
     SubscriberStatus,
-    UnknownField,
     WrongType,
     to_json,
 )
@@ -470,23 +471,6 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX together_charges_msisdn ON together_charges (msisdn, id)",
     ),
 )
-
-
-def migrate(world: World, name: str, migrations: Sequence[Sequence[str]]) -> None:
-    """Apply a service's own schema versions not yet applied to this state file.
-
-    The version reached is kept in the settings table (``schema.<name>``), each version in
-    one transaction with its bump, so a crash leaves either all of it or none.
-    """
-    db = world.store.connection
-    current = int(world.get_setting(f"schema.{name}") or 0)
-    for version, statements in enumerate(migrations, start=1):
-        if version <= current:
-            continue
-        with world.transaction():
-            for statement in statements:
-                db.execute(statement)
-            world.set_setting(f"schema.{name}", str(version))
 
 
 # -- values the API shows -------------------------------------------------------------------------
@@ -1232,46 +1216,7 @@ def command_handlers(service: TogetherService) -> dict[type, Any]:
 # -- the self-care API (mounted on the control API by the gateway) ----------------------------
 
 
-class ActionRequest(Protocol):
-    """What a self-care handler reads of a call (``gateway.http.ApiRequest`` is one)."""
-
-    @property
-    def params(self) -> Mapping[str, str]: ...
-
-    @property
-    def query(self) -> Mapping[str, str]: ...
-
-    @property
-    def body(self) -> Mapping[str, object]: ...
-
-    @property
-    def now(self) -> int: ...
-
-
 ActionHandler = Callable[[Any], ActionAnswer]
-
-
-class MissingField(DomainError):
-    """A required body field or query parameter is absent (the control API's own code)."""
-
-    code = "missing_field"
-    http_status = 422
-
-
-def check_fields(
-    given: Mapping[str, object], *, required: Sequence[str] = (), optional: Sequence[str] = ()
-) -> None:
-    """Refuse unknown fields and absent required ones, as the control API does."""
-    known = (*required, *optional)
-    for name in given:
-        if name not in known:
-            raise UnknownField(
-                f"unknown field {name!r}; this takes: {', '.join(known) or 'nothing'}",
-                field=str(name),
-            )
-    for name in required:
-        if name not in given:
-            raise MissingField(f"field {name!r} is required", field=name)
 
 
 def api_msisdn(value: object, profile: str, field: str) -> str:
@@ -1374,7 +1319,7 @@ def install(world: World, directory: ServiceDirectory) -> TogetherService:
         for name, profile in world.profiles.items()
         if (found := read_terms(profile)) is not None
     }
-    migrate(world, SERVICE, MIGRATIONS)
+    world.migrate_service(SERVICE, MIGRATIONS)
     service = TogetherService(world, terms)
     handlers = command_handlers(service)
     for profile in terms:

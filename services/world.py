@@ -309,6 +309,23 @@ class World:
                 (key, value),
             )
 
+    def migrate_service(self, name: str, migrations: Sequence[Sequence[str]]) -> None:
+        """Apply the schema versions of a service's own tables this state file lacks.
+
+        Each service owns its tables and their history (``MIGRATIONS`` in its module, one
+        tuple of statements per version); the version reached is the setting
+        ``schema.<name>``, bumped in the same transaction as the version's statements, so a
+        crash leaves all of a version or none.  The core's tables are ``services/schema.py``'s.
+        """
+        current = int(self.get_setting(f"schema.{name}") or 0)
+        for version, statements in enumerate(migrations, start=1):
+            if version <= current:
+                continue
+            with self.transaction():
+                for statement in statements:
+                    self._db.execute(statement)
+                self.set_setting(f"schema.{name}", str(version))
+
     # -- hooks ---------------------------------------------------------------------------------
 
     def on_change(self, hook: ChangeHook) -> None:

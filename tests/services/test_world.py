@@ -610,3 +610,24 @@ def test_cache_after_restart_is_what_was_committed(tmp_path: Path) -> None:
     assert observe(world, START) != committed  # the cache follows the open transaction
     again, _ = make_world(path)  # a second process: only committed rows are on disk
     assert observe(again, START) == committed
+
+
+def test_a_services_schema_versions_apply_once_each_and_a_failed_one_not_at_all(
+    world: World,
+) -> None:
+    """A service's own tables: each version applied once, recorded in ``schema.<name>``; a
+    version whose statement fails leaves neither its tables nor its bump."""
+    v1 = ("CREATE TABLE demo_a (id INTEGER PRIMARY KEY)",)
+    v2 = ("CREATE TABLE demo_b (id INTEGER PRIMARY KEY)", "INSERT INTO demo_b VALUES (1)")
+    world.migrate_service("demo", (v1,))
+    world.migrate_service("demo", (v1,))  # again: nothing to do (a CREATE would fail)
+    world.migrate_service("demo", (v1, v2))
+    assert world.get_setting("schema.demo") == "2"
+    db = world.store.connection
+    assert db.execute("SELECT id FROM demo_b").fetchall() == [(1,)]
+    broken = ("CREATE TABLE demo_c (id INTEGER)", "INSERT INTO no_such_table VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError):
+        world.migrate_service("demo", (v1, v2, broken))
+    assert world.get_setting("schema.demo") == "2"
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "demo_c" not in tables
